@@ -1,1 +1,38 @@
-fn main(){}
+//! The `linemark` binary: parse the command line, set up logging, run, and
+//! map the outcome to an exit code (0 ok, 1 runtime failure, 2 bad input).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use linemark::cli::{self, Cli, LogFormat};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            // Help and version go to stdout with exit 0; usage errors exit 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    init_tracing(cli.log_format);
+    match cli::run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("linemark: {e}");
+            ExitCode::from(e.code)
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LINEMARK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.without_time().with_target(false).init(),
+    }
+}

@@ -24,18 +24,66 @@ pub struct AiDef {
 
 /// The AIs understood in Digital Link URIs and element strings.
 pub const KNOWN: &[AiDef] = &[
-    AiDef { ai: "00", title: "SSCC", format: Format::Numeric(18) },
-    AiDef { ai: "01", title: "GTIN", format: Format::Numeric(14) },
-    AiDef { ai: "02", title: "CONTENT", format: Format::Numeric(14) },
-    AiDef { ai: "10", title: "BATCH/LOT", format: Format::Alnum(20) },
-    AiDef { ai: "11", title: "PROD DATE", format: Format::Numeric(6) },
-    AiDef { ai: "13", title: "PACK DATE", format: Format::Numeric(6) },
-    AiDef { ai: "15", title: "BEST BEFORE", format: Format::Numeric(6) },
-    AiDef { ai: "17", title: "USE BY", format: Format::Numeric(6) },
-    AiDef { ai: "21", title: "SERIAL", format: Format::Alnum(20) },
-    AiDef { ai: "22", title: "CPV", format: Format::Alnum(20) },
-    AiDef { ai: "240", title: "ADDITIONAL ID", format: Format::Alnum(30) },
-    AiDef { ai: "241", title: "CUST. PART No.", format: Format::Alnum(30) },
+    AiDef {
+        ai: "00",
+        title: "SSCC",
+        format: Format::Numeric(18),
+    },
+    AiDef {
+        ai: "01",
+        title: "GTIN",
+        format: Format::Numeric(14),
+    },
+    AiDef {
+        ai: "02",
+        title: "CONTENT",
+        format: Format::Numeric(14),
+    },
+    AiDef {
+        ai: "10",
+        title: "BATCH/LOT",
+        format: Format::Alnum(20),
+    },
+    AiDef {
+        ai: "11",
+        title: "PROD DATE",
+        format: Format::Numeric(6),
+    },
+    AiDef {
+        ai: "13",
+        title: "PACK DATE",
+        format: Format::Numeric(6),
+    },
+    AiDef {
+        ai: "15",
+        title: "BEST BEFORE",
+        format: Format::Numeric(6),
+    },
+    AiDef {
+        ai: "17",
+        title: "USE BY",
+        format: Format::Numeric(6),
+    },
+    AiDef {
+        ai: "21",
+        title: "SERIAL",
+        format: Format::Alnum(20),
+    },
+    AiDef {
+        ai: "22",
+        title: "CPV",
+        format: Format::Alnum(20),
+    },
+    AiDef {
+        ai: "240",
+        title: "ADDITIONAL ID",
+        format: Format::Alnum(30),
+    },
+    AiDef {
+        ai: "241",
+        title: "CUST. PART No.",
+        format: Format::Alnum(30),
+    },
 ];
 
 /// AIs whose element-string length is fixed by their first two digits
@@ -95,7 +143,10 @@ pub fn check_charset82(ai: &str, value: &str, max: usize) -> Result<(), Gs1Error
             rule: format!("1 to {max} characters"),
         });
     }
-    if let Some((pos, ch)) = value.char_indices().find(|(_, c)| !c.is_ascii() || !is_charset82(*c as u8)) {
+    if let Some((pos, ch)) = value
+        .char_indices()
+        .find(|(_, c)| !c.is_ascii() || !is_charset82(*c as u8))
+    {
         return Err(Gs1Error::Charset {
             ai: ai.to_string(),
             value: value.to_string(),
@@ -114,7 +165,9 @@ mod tests {
     fn charset_82_is_exactly_the_82_characters() {
         let n = (0u8..=127).filter(|b| is_charset82(*b)).count();
         assert_eq!(n, 82);
-        for b in [b' ', b'#', b'$', b'@', b'[', b'\\', b']', b'^', b'`', b'{', b'|', b'}', b'~'] {
+        for b in [
+            b' ', b'#', b'$', b'@', b'[', b'\\', b']', b'^', b'`', b'{', b'|', b'}', b'~',
+        ] {
             assert!(!is_charset82(b), "{}", b as char);
         }
     }
@@ -126,8 +179,21 @@ mod tests {
         let long = check_value("10", "ABCDEFGHIJ0123456789X").unwrap_err();
         assert!(long.to_string().contains("1 to 20"), "{long}");
         let space = check_value("10", "AB 7").unwrap_err();
-        assert!(matches!(space, Gs1Error::Charset { pos: 3, ch: ' ', .. }), "{space:?}");
-        assert!(matches!(check_value("10", "L\u{e4}"), Err(Gs1Error::Charset { .. })));
+        assert!(
+            matches!(
+                space,
+                Gs1Error::Charset {
+                    pos: 3,
+                    ch: ' ',
+                    ..
+                }
+            ),
+            "{space:?}"
+        );
+        assert!(matches!(
+            check_value("10", "L\u{e4}"),
+            Err(Gs1Error::Charset { .. })
+        ));
         assert!(check_value("10", "").is_err());
     }
 
@@ -136,7 +202,13 @@ mod tests {
         assert!(check_value("17", "261231").is_ok());
         assert!(check_value("17", "26123").is_err());
         assert!(check_value("01", "09506000134352").is_ok());
-        assert!(matches!(check_value("01", "09506000134353"), Err(Gs1Error::GtinCheckDigit { .. })));
-        assert!(matches!(check_value("99", "x"), Err(Gs1Error::UnknownAi(_))));
+        assert!(matches!(
+            check_value("01", "09506000134353"),
+            Err(Gs1Error::GtinCheckDigit { .. })
+        ));
+        assert!(matches!(
+            check_value("99", "x"),
+            Err(Gs1Error::UnknownAi(_))
+        ));
     }
 }

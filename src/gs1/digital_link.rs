@@ -80,7 +80,9 @@ pub fn parse_uri(uri: &str) -> Result<(String, Identity), Gs1Error> {
         .or_else(|| uri.strip_prefix("http://"))
         .or_else(|| uri.strip_prefix("HTTPS://"))
         .or_else(|| uri.strip_prefix("HTTP://"))
-        .ok_or_else(|| Gs1Error::NotDigitalLink(format!("{uri:?} does not start with http:// or https://")))?;
+        .ok_or_else(|| {
+            Gs1Error::NotDigitalLink(format!("{uri:?} does not start with http:// or https://"))
+        })?;
     let scheme_len = uri.len() - rest.len();
     let rest = rest.split(['?', '#']).next().unwrap_or("");
     let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
@@ -95,9 +97,16 @@ pub fn parse_uri(uri: &str) -> Result<(String, Identity), Gs1Error> {
     let prefix_len: usize = segs[..pos].iter().map(|s| s.len() + 1).sum();
     let resolver = uri[..scheme_len + authority.len() + prefix_len].to_string();
 
-    let gtin_seg = segs.get(pos + 1).ok_or_else(|| Gs1Error::NoGtin(uri.to_string()))?;
+    let gtin_seg = segs
+        .get(pos + 1)
+        .ok_or_else(|| Gs1Error::NoGtin(uri.to_string()))?;
     let gtin = Gtin::parse(&percent_decode(gtin_seg)?)?;
-    let mut id = Identity { gtin, cpv: None, lot: None, serial: None };
+    let mut id = Identity {
+        gtin,
+        cpv: None,
+        lot: None,
+        serial: None,
+    };
     let order = ["22", "10", "21"];
     let mut next_allowed = 0;
     let mut i = pos + 2;
@@ -106,18 +115,16 @@ pub fn parse_uri(uri: &str) -> Result<(String, Identity), Gs1Error> {
         if key.is_empty() && i == segs.len() - 1 {
             break; // a trailing slash written by someone else's printer
         }
-        let rank = order
-            .iter()
-            .position(|k| *k == key)
-            .ok_or_else(|| Gs1Error::NotDigitalLink(format!("unexpected path segment {key:?} in {uri:?}")))?;
+        let rank = order.iter().position(|k| *k == key).ok_or_else(|| {
+            Gs1Error::NotDigitalLink(format!("unexpected path segment {key:?} in {uri:?}"))
+        })?;
         if rank < next_allowed {
             return Err(Gs1Error::QualifierOrder(uri.to_string()));
         }
         next_allowed = rank + 1;
-        let raw = segs
-            .get(i + 1)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| Gs1Error::NotDigitalLink(format!("AI ({key}) without a value in {uri:?}")))?;
+        let raw = segs.get(i + 1).filter(|v| !v.is_empty()).ok_or_else(|| {
+            Gs1Error::NotDigitalLink(format!("AI ({key}) without a value in {uri:?}"))
+        })?;
         let value = percent_decode(raw)?;
         ai::check_value(key, &value)?;
         match key {
@@ -152,16 +159,25 @@ mod tests {
     #[test]
     fn batch_and_model_levels_leave_out_the_serial() {
         let b = Identity::for_unit(gtin(), Level::Batch, Some("L1"), "4Q8ZK1M0T7XCB");
-        assert_eq!(build_uri("https://r.example", &b), "https://r.example/01/09506000134352/10/L1");
+        assert_eq!(
+            build_uri("https://r.example", &b),
+            "https://r.example/01/09506000134352/10/L1"
+        );
         let m = Identity::for_unit(gtin(), Level::Model, None, "4Q8ZK1M0T7XCB");
-        assert_eq!(build_uri("https://r.example", &m), "https://r.example/01/09506000134352");
+        assert_eq!(
+            build_uri("https://r.example", &m),
+            "https://r.example/01/09506000134352"
+        );
     }
 
     #[test]
     fn lot_with_reserved_characters_is_percent_encoded_as_the_spec_says() {
         let id = Identity::for_unit(gtin(), Level::Item, Some("AB/7%"), "4Q8ZK1M0T7XCB");
         let uri = build_uri("https://id.example.com", &id);
-        assert_eq!(uri, "https://id.example.com/01/09506000134352/10/AB%2F7%25/21/4Q8ZK1M0T7XCB");
+        assert_eq!(
+            uri,
+            "https://id.example.com/01/09506000134352/10/AB%2F7%25/21/4Q8ZK1M0T7XCB"
+        );
         let (resolver, back) = parse_uri(&uri).unwrap();
         assert_eq!(resolver, "https://id.example.com");
         assert_eq!(back, id);
@@ -177,21 +193,47 @@ mod tests {
         assert_eq!(id.serial.as_deref(), Some("12345"));
         let (_, id) = parse_uri("https://example.com/01/9506000134352").unwrap();
         assert_eq!(id.gtin.as_str(), "09506000134352");
-        let (r, id) = parse_uri("https://example.com/some/prefix/01/09506000134352/22/2A/21/X?17=261231").unwrap();
+        let (r, id) =
+            parse_uri("https://example.com/some/prefix/01/09506000134352/22/2A/21/X?17=261231")
+                .unwrap();
         assert_eq!(r, "https://example.com/some/prefix");
         assert_eq!(id.cpv.as_deref(), Some("2A"));
     }
 
     #[test]
     fn malformed_uris_are_refused_with_the_reason() {
-        assert!(matches!(parse_uri("ftp://x/01/09506000134352"), Err(Gs1Error::NotDigitalLink(_))));
-        assert!(matches!(parse_uri("https://x/02/09506000134352"), Err(Gs1Error::NoGtin(_))));
-        assert!(matches!(parse_uri("https://x/01/09506000134353"), Err(Gs1Error::GtinCheckDigit { .. })));
-        assert!(matches!(parse_uri("https://x/01/09506000134352/21/A/10/B"), Err(Gs1Error::QualifierOrder(_))));
-        assert!(matches!(parse_uri("https://x/01/09506000134352/10/AB%2"), Err(Gs1Error::PercentEncoding(_))));
-        assert!(matches!(parse_uri("https://x/01/09506000134352/10/A%20B"), Err(Gs1Error::Charset { .. })));
-        assert!(matches!(parse_uri("https://x/01/09506000134352/10"), Err(Gs1Error::NotDigitalLink(_))));
-        assert!(matches!(parse_uri("https://x/01/09506000134352/99/1"), Err(Gs1Error::NotDigitalLink(_))));
+        assert!(matches!(
+            parse_uri("ftp://x/01/09506000134352"),
+            Err(Gs1Error::NotDigitalLink(_))
+        ));
+        assert!(matches!(
+            parse_uri("https://x/02/09506000134352"),
+            Err(Gs1Error::NoGtin(_))
+        ));
+        assert!(matches!(
+            parse_uri("https://x/01/09506000134353"),
+            Err(Gs1Error::GtinCheckDigit { .. })
+        ));
+        assert!(matches!(
+            parse_uri("https://x/01/09506000134352/21/A/10/B"),
+            Err(Gs1Error::QualifierOrder(_))
+        ));
+        assert!(matches!(
+            parse_uri("https://x/01/09506000134352/10/AB%2"),
+            Err(Gs1Error::PercentEncoding(_))
+        ));
+        assert!(matches!(
+            parse_uri("https://x/01/09506000134352/10/A%20B"),
+            Err(Gs1Error::Charset { .. })
+        ));
+        assert!(matches!(
+            parse_uri("https://x/01/09506000134352/10"),
+            Err(Gs1Error::NotDigitalLink(_))
+        ));
+        assert!(matches!(
+            parse_uri("https://x/01/09506000134352/99/1"),
+            Err(Gs1Error::NotDigitalLink(_))
+        ));
     }
 
     proptest! {

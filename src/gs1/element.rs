@@ -105,8 +105,12 @@ pub fn parse_element_string(text: &str) -> Result<Identity, Gs1Error> {
     if s.starts_with('(') {
         let mut rest = s;
         while !rest.is_empty() {
-            let inner = rest.strip_prefix('(').ok_or_else(|| err("expected '(' before an AI"))?;
-            let (a, after) = inner.split_once(')').ok_or_else(|| err("an AI is missing its ')'"))?;
+            let inner = rest
+                .strip_prefix('(')
+                .ok_or_else(|| err("expected '(' before an AI"))?;
+            let (a, after) = inner
+                .split_once(')')
+                .ok_or_else(|| err("an AI is missing its ')'"))?;
             if a.len() < 2 || !a.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(err(&format!("({a}) is not an AI")));
             }
@@ -124,13 +128,20 @@ pub fn parse_element_string(text: &str) -> Result<Identity, Gs1Error> {
             } else {
                 rest.get(..3)
                     .filter(|p| ai::lookup(p).is_some())
-                    .ok_or_else(|| err(&format!("unknown AI at {:?}", rest.chars().take(4).collect::<String>())))?
+                    .ok_or_else(|| {
+                        err(&format!(
+                            "unknown AI at {:?}",
+                            rest.chars().take(4).collect::<String>()
+                        ))
+                    })?
             };
             let body = &rest[a.len()..];
             let (value, next) = match ai::predefined_length(prefix) {
                 Some(total) => {
                     let n = total - a.len();
-                    let v = body.get(..n).ok_or_else(|| err(&format!("AI ({a}) value is too short")))?;
+                    let v = body
+                        .get(..n)
+                        .ok_or_else(|| err(&format!("AI ({a}) value is too short")))?;
                     (v, body[n..].trim_start_matches(GS))
                 }
                 None => match body.find(GS) {
@@ -165,19 +176,35 @@ mod tests {
     use crate::gs1::Level;
 
     fn unit() -> Identity {
-        Identity::for_unit(Gtin::parse("09506000134352").unwrap(), Level::Item, Some("L2026-11"), "4Q8ZK1M0T7XCB")
+        Identity::for_unit(
+            Gtin::parse("09506000134352").unwrap(),
+            Level::Item,
+            Some("L2026-11"),
+            "4Q8ZK1M0T7XCB",
+        )
     }
 
     #[test]
     fn hri_matches_the_spec_example() {
-        let id = Identity::for_unit(Gtin::parse("09506000134352").unwrap(), Level::Item, None, "4Q8ZK1M0T7XCB");
+        let id = Identity::for_unit(
+            Gtin::parse("09506000134352").unwrap(),
+            Level::Item,
+            None,
+            "4Q8ZK1M0T7XCB",
+        );
         assert_eq!(hri(&id), "(01) 09506000134352 (21) 4Q8ZK1M0T7XCB");
-        assert_eq!(hri(&unit()), "(01) 09506000134352 (10) L2026-11 (21) 4Q8ZK1M0T7XCB");
+        assert_eq!(
+            hri(&unit()),
+            "(01) 09506000134352 (10) L2026-11 (21) 4Q8ZK1M0T7XCB"
+        );
     }
 
     #[test]
     fn raw_element_string_separates_only_variable_fields_that_are_not_last() {
-        assert_eq!(to_element_string(&unit()), "010950600013435210L2026-11\u{1d}214Q8ZK1M0T7XCB");
+        assert_eq!(
+            to_element_string(&unit()),
+            "010950600013435210L2026-11\u{1d}214Q8ZK1M0T7XCB"
+        );
     }
 
     #[test]
@@ -208,13 +235,34 @@ mod tests {
 
     #[test]
     fn bad_element_strings_are_refused_with_the_reason() {
-        assert!(matches!(parse_element_string("0109506000134353"), Err(Gs1Error::GtinCheckDigit { .. })));
-        assert!(matches!(parse_element_string("01095060001343"), Err(Gs1Error::ElementString(..))));
-        assert!(matches!(parse_element_string("(10)ABC"), Err(Gs1Error::NoGtin(_))));
-        assert!(matches!(parse_element_string("(01)09506000134352(01)09506000134352"), Err(Gs1Error::RepeatedAi(_))));
-        assert!(matches!(parse_element_string("(01)09506000134352(21)A B"), Err(Gs1Error::Charset { .. })));
-        assert!(matches!(parse_element_string("9909506000134352"), Err(Gs1Error::ElementString(..))));
-        assert!(matches!(parse_element_string("(01)09506000134352(10)ABCDEFGHIJKLMNOPQRSTU"), Err(Gs1Error::AiFormat { .. })));
+        assert!(matches!(
+            parse_element_string("0109506000134353"),
+            Err(Gs1Error::GtinCheckDigit { .. })
+        ));
+        assert!(matches!(
+            parse_element_string("01095060001343"),
+            Err(Gs1Error::ElementString(..))
+        ));
+        assert!(matches!(
+            parse_element_string("(10)ABC"),
+            Err(Gs1Error::NoGtin(_))
+        ));
+        assert!(matches!(
+            parse_element_string("(01)09506000134352(01)09506000134352"),
+            Err(Gs1Error::RepeatedAi(_))
+        ));
+        assert!(matches!(
+            parse_element_string("(01)09506000134352(21)A B"),
+            Err(Gs1Error::Charset { .. })
+        ));
+        assert!(matches!(
+            parse_element_string("9909506000134352"),
+            Err(Gs1Error::ElementString(..))
+        ));
+        assert!(matches!(
+            parse_element_string("(01)09506000134352(10)ABCDEFGHIJKLMNOPQRSTU"),
+            Err(Gs1Error::AiFormat { .. })
+        ));
         assert!(parse_element_string("").is_err());
         assert!(parse_scanned("not a code").is_err());
     }

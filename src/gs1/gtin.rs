@@ -76,11 +76,23 @@ mod tests {
     #[test]
     fn gs1_published_examples_parse() {
         // GS1 General Specifications / Digital Link examples.
-        assert_eq!(Gtin::parse("09506000134352").unwrap().as_str(), "09506000134352");
-        assert_eq!(Gtin::parse("9506000134352").unwrap().as_str(), "09506000134352");
-        assert_eq!(Gtin::parse("614141123452").unwrap().as_str(), "00614141123452");
+        assert_eq!(
+            Gtin::parse("09506000134352").unwrap().as_str(),
+            "09506000134352"
+        );
+        assert_eq!(
+            Gtin::parse("9506000134352").unwrap().as_str(),
+            "09506000134352"
+        );
+        assert_eq!(
+            Gtin::parse("614141123452").unwrap().as_str(),
+            "00614141123452"
+        );
         assert_eq!(Gtin::parse("95012346").unwrap().as_str(), "00000095012346");
-        assert_eq!(Gtin::parse("10614141000415").unwrap().as_str(), "10614141000415");
+        assert_eq!(
+            Gtin::parse("10614141000415").unwrap().as_str(),
+            "10614141000415"
+        );
     }
 
     #[test]
@@ -99,10 +111,22 @@ mod tests {
 
     #[test]
     fn bad_lengths_and_characters_are_refused() {
-        assert!(matches!(Gtin::parse("0950600013435"), Err(Gs1Error::GtinCheckDigit { .. })));
-        assert!(matches!(Gtin::parse("123456789"), Err(Gs1Error::GtinLength(_, 9))));
-        assert!(matches!(Gtin::parse("095060001343520"), Err(Gs1Error::GtinLength(_, 15))));
-        assert!(matches!(Gtin::parse("0950600013435A"), Err(Gs1Error::GtinNotDigits(_))));
+        assert!(matches!(
+            Gtin::parse("0950600013435"),
+            Err(Gs1Error::GtinCheckDigit { .. })
+        ));
+        assert!(matches!(
+            Gtin::parse("123456789"),
+            Err(Gs1Error::GtinLength(_, 9))
+        ));
+        assert!(matches!(
+            Gtin::parse("095060001343520"),
+            Err(Gs1Error::GtinLength(_, 15))
+        ));
+        assert!(matches!(
+            Gtin::parse("0950600013435A"),
+            Err(Gs1Error::GtinNotDigits(_))
+        ));
         assert!(matches!(Gtin::parse(""), Err(Gs1Error::GtinNotDigits(_))));
     }
 }

@@ -81,11 +81,24 @@ pub enum Gs1Error {
     #[error("GTIN {0:?} has {1} digits; a GTIN has 8, 12, 13 or 14")]
     GtinLength(String, usize),
     #[error("GTIN {gtin:?} has check digit {found}, expected {expected}")]
-    GtinCheckDigit { gtin: String, found: u8, expected: u8 },
+    GtinCheckDigit {
+        gtin: String,
+        found: u8,
+        expected: u8,
+    },
     #[error("AI ({ai}) value {value:?} must be {rule}")]
-    AiFormat { ai: String, value: String, rule: String },
+    AiFormat {
+        ai: String,
+        value: String,
+        rule: String,
+    },
     #[error("AI ({ai}) value {value:?}: character {pos} ({ch:?}) is not in GS1 character set 82")]
-    Charset { ai: String, value: String, pos: usize, ch: char },
+    Charset {
+        ai: String,
+        value: String,
+        pos: usize,
+        ch: char,
+    },
     #[error("AI ({0}) is not one linemark reads")]
     UnknownAi(String),
     #[error("AI ({0}) appears twice")]

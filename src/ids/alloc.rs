@@ -41,7 +41,10 @@ impl BlockCursor {
 /// Takes the next index from the first block (in import order) with room.
 /// `None` means every held block is used up: the caller answers `E_NO_IDS`.
 pub fn take(blocks: &mut [BlockCursor], reserve_ahead: u64) -> Option<Take> {
-    let (pos, b) = blocks.iter_mut().enumerate().find(|(_, b)| b.used < b.count)?;
+    let (pos, b) = blocks
+        .iter_mut()
+        .enumerate()
+        .find(|(_, b)| b.used < b.count)?;
     let offset = b.used;
     let new_mark = if offset >= b.reserved {
         b.reserved = (offset + reserve_ahead.max(1)).min(b.count);
@@ -91,7 +94,18 @@ mod tests {
         let marks: Vec<Option<u64>> = (0..10).map(|_| take(&mut b, 4).unwrap().new_mark).collect();
         assert_eq!(
             marks,
-            vec![Some(4), None, None, None, Some(8), None, None, None, Some(10), None]
+            vec![
+                Some(4),
+                None,
+                None,
+                None,
+                Some(8),
+                None,
+                None,
+                None,
+                Some(10),
+                None
+            ]
         );
         for bl in &b {
             assert!(bl.used <= bl.reserved && bl.reserved <= bl.count);

@@ -187,11 +187,27 @@ mod tests {
 
     #[test]
     fn wrong_length_and_bad_characters_are_named() {
-        assert!(matches!(UnitId::parse("V700QW11S6PJ"), Err(IdError::Length(_, 12))));
+        assert!(matches!(
+            UnitId::parse("V700QW11S6PJ"),
+            Err(IdError::Length(_, 12))
+        ));
         assert!(matches!(UnitId::parse(""), Err(IdError::Length(_, 0))));
         let e = UnitId::parse("V700QW11S6PU4").unwrap_err();
-        assert!(matches!(e, IdError::BadChar { pos: 12, ch: 'U', .. }), "{e:?}");
-        assert!(matches!(UnitId::parse("V700QW11S6P\u{e9}"), Err(IdError::BadChar { .. }) | Err(IdError::Length(..))));
+        assert!(
+            matches!(
+                e,
+                IdError::BadChar {
+                    pos: 12,
+                    ch: 'U',
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(matches!(
+            UnitId::parse("V700QW11S6P\u{e9}"),
+            Err(IdError::BadChar { .. }) | Err(IdError::Length(..))
+        ));
     }
 
     #[test]

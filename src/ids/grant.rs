@@ -285,42 +285,71 @@ pub(crate) mod tests {
         let mut g = Grant::from_json(VECTOR_GRANT.as_bytes()).unwrap();
         g.line_id = "P2-L01".into();
         g.sign(&key);
-        assert!(matches!(g.verify(&vector_policy()), Err(GrantError::WrongLine { .. })));
+        assert!(matches!(
+            g.verify(&vector_policy()),
+            Err(GrantError::WrongLine { .. })
+        ));
 
         let mut g = Grant::from_json(VECTOR_GRANT.as_bytes()).unwrap();
         g.key_id = "0000000000000000".into();
         g.sign(&key);
-        assert!(matches!(g.verify(&vector_policy()), Err(GrantError::WrongKeyId { .. })));
+        assert!(matches!(
+            g.verify(&vector_policy()),
+            Err(GrantError::WrongKeyId { .. })
+        ));
 
         let mut g = Grant::from_json(VECTOR_GRANT.as_bytes()).unwrap();
         g.namespace = "other".into();
         g.sign(&key);
-        assert!(matches!(g.verify(&vector_policy()), Err(GrantError::WrongNamespace { .. })));
+        assert!(matches!(
+            g.verify(&vector_policy()),
+            Err(GrantError::WrongNamespace { .. })
+        ));
     }
 
     #[test]
     fn ranges_outside_the_index_space_are_refused() {
         let key = vector_issuer();
-        for (start, count) in [(0, 0), (INDEX_SPACE - 1, 2), (INDEX_SPACE, 1), (u64::MAX, 1)] {
+        for (start, count) in [
+            (0, 0),
+            (INDEX_SPACE - 1, 2),
+            (INDEX_SPACE, 1),
+            (u64::MAX, 1),
+        ] {
             let mut g = Grant::from_json(VECTOR_GRANT.as_bytes()).unwrap();
             g.start = start;
             g.count = count;
             g.sign(&key);
-            assert!(matches!(g.verify(&vector_policy()), Err(GrantError::Range { .. })), "{start} {count}");
+            assert!(
+                matches!(g.verify(&vector_policy()), Err(GrantError::Range { .. })),
+                "{start} {count}"
+            );
         }
     }
 
     #[test]
     fn truncated_non_json_and_missing_fields_are_told_apart() {
         let cut = &VECTOR_GRANT[..VECTOR_GRANT.len() / 2];
-        assert!(matches!(Grant::from_json(cut.as_bytes()), Err(GrantError::Truncated { .. })));
-        assert!(matches!(Grant::from_json(b"hello"), Err(GrantError::NotJson(_))));
-        assert!(matches!(Grant::from_json(b"{\"grant_version\":1}"), Err(GrantError::Fields(_))));
+        assert!(matches!(
+            Grant::from_json(cut.as_bytes()),
+            Err(GrantError::Truncated { .. })
+        ));
+        assert!(matches!(
+            Grant::from_json(b"hello"),
+            Err(GrantError::NotJson(_))
+        ));
+        assert!(matches!(
+            Grant::from_json(b"{\"grant_version\":1}"),
+            Err(GrantError::Fields(_))
+        ));
         let v2 = VECTOR_GRANT.replace("\"grant_version\": 1", "\"grant_version\": 2");
         assert_eq!(Grant::from_json(v2.as_bytes()), Err(GrantError::Version(2)));
         let bad_sig = VECTOR_GRANT.replace("eKfM", "!!!!");
         let g = Grant::from_json(bad_sig.as_bytes()).unwrap();
-        assert!(matches!(g.verify(&vector_policy()), Err(GrantError::SignatureEncoding(_))));
+        assert!(matches!(
+            g.verify(&vector_policy()),
+            Err(GrantError::SignatureEncoding(_))
+        ));
     }
 
     #[test]

@@ -187,10 +187,16 @@ mod tests {
     #[test]
     fn key_from_hex_ignores_surrounding_whitespace_and_rejects_bad_lengths() {
         let hex = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
-        assert_eq!(NamespaceKey::from_hex(&format!("  {hex}\n")).unwrap(), vector_key());
+        assert_eq!(
+            NamespaceKey::from_hex(&format!("  {hex}\n")).unwrap(),
+            vector_key()
+        );
         assert_eq!(NamespaceKey::from_hex("abcd"), Err(KeyError::Length(4)));
         let bad = format!("{}zz", &hex[..62]);
-        assert!(matches!(NamespaceKey::from_hex(&bad), Err(KeyError::NotHex(_))));
+        assert!(matches!(
+            NamespaceKey::from_hex(&bad),
+            Err(KeyError::NotHex(_))
+        ));
     }
 
     #[test]
@@ -231,7 +237,11 @@ mod tests {
             let p = Permutation::with_half_bits(&vector_key(), half);
             let mut out: Vec<u64> = (0..p.domain()).map(|i| p.permute(i)).collect();
             out.sort_unstable();
-            assert_eq!(out, (0..p.domain()).collect::<Vec<_>>(), "half width {half}");
+            assert_eq!(
+                out,
+                (0..p.domain()).collect::<Vec<_>>(),
+                "half width {half}"
+            );
         }
     }
 

@@ -1,0 +1,210 @@
+//! Read-only queries over the journal for the CLI, reports and the web page.
+//!
+//! Owns: SELECTs that shape rows into views. Must not: write, or be called
+//! on the writer's connection (readers open their own).
+
+use rusqlite::{Connection, OptionalExtension};
+use serde::Serialize;
+
+use super::{Event, JournalError, SqlContext};
+
+/// A held block with its use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlockRow {
+    pub block_id: String,
+    pub start: u64,
+    pub count: u64,
+    pub used: u64,
+    pub issuer: String,
+    pub issued_at: String,
+    pub imported_seq: i64,
+}
+
+impl BlockRow {
+    pub fn left(&self) -> u64 {
+        self.count - self.used
+    }
+}
+
+/// Every held block, in the order IDs are taken from them.
+pub fn blocks(conn: &Connection) -> Result<Vec<BlockRow>, JournalError> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT block_id, start, count, used, issuer, issued_at, imported_seq FROM blocks ORDER BY ordinal",
+        )
+        .ctx("listing blocks")?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(BlockRow {
+                block_id: r.get(0)?,
+                start: r.get::<_, i64>(1)? as u64,
+                count: r.get::<_, i64>(2)? as u64,
+                used: r.get::<_, i64>(3)? as u64,
+                issuer: r.get(4)?,
+                issued_at: r.get(5)?,
+                imported_seq: r.get(6)?,
+            })
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .ctx("listing blocks")?;
+    Ok(rows)
+}
+
+/// A unit's current state and its whole history.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnitView {
+    pub unit: String,
+    pub product: String,
+    pub gtin: String,
+    pub level: String,
+    pub lot: Option<String>,
+    pub state: String,
+    pub allocated_at: String,
+    pub allocated_by: Option<String>,
+    pub final_at: Option<String>,
+    pub scrap_reason: Option<String>,
+    pub shipment: Option<String>,
+    /// (field, value) of bound identity: serial, mac, uid, fw, ...
+    pub bindings: Vec<(String, String)>,
+    pub component_lots: Vec<(String, String)>,
+    /// (child, linked seq, unlinked seq)
+    pub children: Vec<(String, i64, Option<i64>)>,
+    pub results: Vec<TestResultRow>,
+    pub events: Vec<EventView>,
+}
+
+/// One RESULT or FINAL.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestResultRow {
+    pub seq: i64,
+    pub step: String,
+    pub status: String,
+    pub station: Option<String>,
+    pub ts: String,
+    pub measurements: serde_json::Value,
+}
+
+/// An event with its data as JSON, for display.
+#[derive(Debug, Clone, Serialize)]
+pub struct EventView {
+    #[serde(flatten)]
+    pub event: Event,
+    pub data: serde_json::Value,
+}
+
+fn pairs(conn: &Connection, sql: &str, unit: &str) -> Result<Vec<(String, String)>, JournalError> {
+    let mut s = conn.prepare_cached(sql).ctx("reading a unit")?;
+    let rows = s
+        .query_map([unit], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .ctx("reading a unit")?;
+    Ok(rows)
+}
+
+/// Events of one unit, oldest first.
+pub fn unit_events(conn: &Connection, unit: &str) -> Result<Vec<EventView>, JournalError> {
+    let mut s = conn
+        .prepare_cached(
+            "SELECT seq, event_id, ts, line_id, station, actor, type, unit, data, hash
+             FROM events WHERE unit = ?1 ORDER BY seq",
+        )
+        .ctx("reading a unit's events")?;
+    let rows = s
+        .query_map([unit], |r| {
+            let data: String = r.get(8)?;
+            Ok(EventView {
+                data: serde_json::from_str(&data)
+                    .unwrap_or(serde_json::Value::String(data.clone())),
+                event: Event {
+                    seq: r.get(0)?,
+                    event_id: r.get(1)?,
+                    ts: r.get(2)?,
+                    line_id: r.get(3)?,
+                    station: r.get(4)?,
+                    actor: r.get(5)?,
+                    kind: r.get(6)?,
+                    unit: r.get(7)?,
+                    data,
+                    hash: r.get(9)?,
+                },
+            })
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .ctx("reading a unit's events")?;
+    Ok(rows)
+}
+
+/// The unit's view, or `None` when this journal never allocated it.
+pub fn unit(conn: &Connection, unit: &str) -> Result<Option<UnitView>, JournalError> {
+    let base = conn
+        .query_row(
+            "SELECT unit, product, gtin, level, lot, state, allocated_at, station, final_at, scrap_reason, shipment
+             FROM units WHERE unit = ?1",
+            [unit],
+            |r| {
+                Ok(UnitView {
+                    unit: r.get(0)?,
+                    product: r.get(1)?,
+                    gtin: r.get(2)?,
+                    level: r.get(3)?,
+                    lot: r.get(4)?,
+                    state: r.get(5)?,
+                    allocated_at: r.get(6)?,
+                    allocated_by: r.get(7)?,
+                    final_at: r.get(8)?,
+                    scrap_reason: r.get(9)?,
+                    shipment: r.get(10)?,
+                    bindings: Vec::new(),
+                    component_lots: Vec::new(),
+                    children: Vec::new(),
+                    results: Vec::new(),
+                    events: Vec::new(),
+                })
+            },
+        )
+        .optional()
+        .ctx("reading a unit")?;
+    let Some(mut v) = base else { return Ok(None) };
+    v.bindings = pairs(
+        conn,
+        "SELECT field, value FROM bindings WHERE unit = ?1 ORDER BY field",
+        unit,
+    )?;
+    v.component_lots = pairs(
+        conn,
+        "SELECT part, lot FROM component_lots WHERE unit = ?1 ORDER BY part",
+        unit,
+    )?;
+    let mut s = conn
+        .prepare_cached("SELECT child, linked_seq, unlinked_seq FROM children WHERE parent = ?1 ORDER BY linked_seq")
+        .ctx("reading children")?;
+    v.children = s
+        .query_map([unit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .ctx("reading children")?;
+    let mut s = conn
+        .prepare_cached("SELECT seq, step, status, station, ts, measurements FROM test_results WHERE unit = ?1 ORDER BY seq")
+        .ctx("reading test results")?;
+    v.results = s
+        .query_map([unit], |r| {
+            let m: String = r.get(5)?;
+            Ok(TestResultRow {
+                seq: r.get(0)?,
+                step: r.get(1)?,
+                status: r.get(2)?,
+                station: r.get(3)?,
+                ts: r.get(4)?,
+                measurements: serde_json::from_str(&m).unwrap_or(serde_json::Value::Null),
+            })
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .ctx("reading test results")?;
+    v.events = unit_events(conn, unit)?;
+    Ok(Some(v))
+}
+
+/// The last seq, or 0 for an empty journal.
+pub fn last_seq(conn: &Connection) -> Result<i64, JournalError> {
+    conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))
+        .ctx("reading the last seq")
+}
