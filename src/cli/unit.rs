@@ -24,9 +24,10 @@ pub enum UnitCommand {
 pub fn run(config: &Path, cmd: UnitCommand) -> Result<(), CliError> {
     let cfg = load_config(config)?;
     let UnitCommand::Show { id, json } = cmd;
-    let unit = UnitId::parse(&id).map_err(CliError::input)?.to_string();
+    let unit = UnitId::parse(&id).map_err(CliError::input)?;
     let conn = journal::open_read_only(&cfg.journal_path())?;
-    let view = journal::query::unit(&conn, &unit)?.ok_or_else(|| {
+    let codec = crate::ids::IdCodec::new(&cfg.ids.namespace_key);
+    let view = journal::query::unit(&conn, &codec, unit)?.ok_or_else(|| {
         CliError::input(format!(
             "unit {unit} is not in this line's journal ({})",
             cfg.journal_path().display()

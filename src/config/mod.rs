@@ -221,23 +221,13 @@ impl Config {
     /// Validates config text; relative paths are joined to `base`.
     pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, ConfigError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let (line, key) = match e.span() {
-                Some(span) => (
-                    Some(line_of(text, span.start)),
-                    text.get(span.clone())
-                        .map(|s| s.lines().next().unwrap_or("").trim().to_string())
-                        .unwrap_or_default(),
-                ),
-                None => (None, String::new()),
-            };
+            let at = e.span().map(|span| span.start);
             ConfigError {
                 file: origin.to_string(),
-                line,
-                key: if key.is_empty() {
-                    "(syntax)".into()
-                } else {
-                    key
-                },
+                line: at.map(|o| line_of(text, o)),
+                key: at
+                    .and_then(|o| key_path_at(text, o))
+                    .unwrap_or_else(|| "(syntax)".into()),
                 message: e.message().trim().to_string(),
             }
         })?;
@@ -307,6 +297,50 @@ fn line_of(text: &str, offset: usize) -> usize {
         .filter(|b| **b == b'\n')
         .count()
         + 1
+}
+
+/// The dotted key path (`product[1].gtin`) whose key or value covers a byte
+/// offset, through toml's spanned parse.
+fn key_path_at(text: &str, offset: usize) -> Option<String> {
+    /// Visits every key, recursing into tables and arrays of tables; keeps
+    /// the path whose key or scalar value covers `offset`.
+    fn walk(t: &toml::de::DeTable<'_>, offset: usize, prefix: &str, found: &mut Option<String>) {
+        for (k, v) in t.iter() {
+            let path = if prefix.is_empty() {
+                k.get_ref().to_string()
+            } else {
+                format!("{prefix}.{}", k.get_ref())
+            };
+            let vs = v.span();
+            let hit = k.span().contains(&offset) || (vs.start..=vs.end).contains(&offset);
+            match v.get_ref() {
+                toml::de::DeValue::Table(inner) => walk(inner, offset, &path, found),
+                toml::de::DeValue::Array(items) => {
+                    let mut deeper = false;
+                    for (i, item) in items.iter().enumerate() {
+                        if let toml::de::DeValue::Table(inner) = item.get_ref() {
+                            walk(inner, offset, &format!("{path}[{i}]"), found);
+                            deeper = true;
+                        } else {
+                            let s = item.span();
+                            if (s.start..=s.end).contains(&offset) {
+                                *found = Some(format!("{path}[{i}]"));
+                            }
+                        }
+                    }
+                    if hit && !deeper && found.is_none() {
+                        *found = Some(path);
+                    }
+                }
+                _ if hit => *found = Some(path),
+                _ => {}
+            }
+        }
+    }
+    let doc = toml::de::DeTable::parse(text).ok()?;
+    let mut found = None;
+    walk(doc.get_ref(), offset, "", &mut found);
+    found
 }
 
 /// One step of a key path: a table key or an array index.

@@ -117,6 +117,11 @@ pub struct Event {
 /// escaped exactly as serde_json does; everything else as UTF-8.
 pub fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),
@@ -219,13 +224,22 @@ impl HashInput<'_> {
 
     /// `sha256(prev_hash + "\n" + canonical)` as lower-case hex; `scratch` is reused.
     pub fn hash(&self, prev_hash: &str, scratch: &mut String) -> String {
+        let hex = self.hash_hex(prev_hash.as_bytes(), scratch);
+        String::from_utf8_lossy(&hex).into_owned()
+    }
+
+    /// The same hash as 64 ASCII hex bytes, without allocating.
+    pub fn hash_hex(&self, prev_hash: &[u8], scratch: &mut String) -> [u8; 64] {
         scratch.clear();
         self.canonical_into(scratch);
         let mut h = Sha256::new();
-        h.update(prev_hash.as_bytes());
+        h.update(prev_hash);
         h.update(b"\n");
         h.update(scratch.as_bytes());
-        hex::encode(h.finalize())
+        let mut out = [0u8; 64];
+        // 64 hex characters for 32 bytes always fit.
+        let _ = hex::encode_to_slice(h.finalize(), &mut out);
+        out
     }
 }
 

@@ -79,6 +79,10 @@ impl<T> SqlContext<T> for Result<T, rusqlite::Error> {
 pub struct Shared {
     pub last_seq: AtomicI64,
     pub ids_left: AtomicU64,
+    /// Transactions committed (each one fsync of the WAL).
+    pub commits: AtomicU64,
+    /// Jobs answered, refused ones included.
+    pub jobs: AtomicU64,
 }
 
 /// How to open a journal for writing.
@@ -127,6 +131,7 @@ pub struct Recovery {
 struct Inner {
     tx: Mutex<Option<Sender<Job>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
+    checkpointer: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
     shared: Arc<Shared>,
     db_path: PathBuf,
     _lock: File,
@@ -142,7 +147,42 @@ impl Drop for Inner {
         if let Some(t) = self.thread.lock().ok().and_then(|mut t| t.take()) {
             let _ = t.join();
         }
+        if let Some((stop, t)) = self.checkpointer.lock().ok().and_then(|mut c| c.take()) {
+            drop(stop);
+            let _ = t.join();
+        }
     }
+}
+
+/// How often the background checkpointer copies the WAL into the database.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Checkpoints on its own connection so the writer never pays for copying
+/// the WAL (and the database fsync) inside a commit. PASSIVE never blocks
+/// the writer or readers.
+fn spawn_checkpointer(path: &Path) -> Result<(Sender<()>, JoinHandle<()>), JournalError> {
+    let conn = Connection::open(path).map_err(|e| JournalError::Open {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    pragmas(&conn)?;
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let t = std::thread::Builder::new()
+        .name("journal-checkpoint".into())
+        .spawn(move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(CHECKPOINT_EVERY)
+            {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                }
+            }
+        })
+        .map_err(|e| JournalError::Open {
+            path: path.to_path_buf(),
+            message: format!("cannot start the checkpoint thread: {e}"),
+        })?;
+    Ok((stop, t))
 }
 
 /// The open journal: a handle to the writer thread. Cheap to clone; the
@@ -270,6 +310,10 @@ impl Journal {
         shared
             .ids_left
             .store(crate::ids::alloc::left(&st.head.cursors), Ordering::Release);
+        // The checkpointer does this work off the commit path.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .ctx("moving checkpoints off the commit path")?;
+        let checkpointer = spawn_checkpointer(&opts.db_path)?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let sh = shared.clone();
         let thread = std::thread::Builder::new()
@@ -283,6 +327,7 @@ impl Journal {
             inner: Arc::new(Inner {
                 tx: Mutex::new(Some(tx)),
                 thread: Mutex::new(Some(thread)),
+                checkpointer: Mutex::new(Some(checkpointer)),
                 shared,
                 db_path: opts.db_path,
                 _lock: lock,

@@ -7,6 +7,7 @@ use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
 use super::{Event, JournalError, SqlContext};
+use crate::ids::{IdCodec, UnitId};
 
 /// A held block with its use.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -92,25 +93,30 @@ pub struct EventView {
     pub data: serde_json::Value,
 }
 
-fn pairs(conn: &Connection, sql: &str, unit: &str) -> Result<Vec<(String, String)>, JournalError> {
+fn pairs(conn: &Connection, sql: &str, idx: i64) -> Result<Vec<(String, String)>, JournalError> {
     let mut s = conn.prepare_cached(sql).ctx("reading a unit")?;
     let rows = s
-        .query_map([unit], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_map([idx], |r| Ok((r.get(0)?, r.get(1)?)))
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .ctx("reading a unit")?;
     Ok(rows)
 }
 
 /// Events of one unit, oldest first.
-pub fn unit_events(conn: &Connection, unit: &str) -> Result<Vec<EventView>, JournalError> {
+pub fn unit_events(
+    conn: &Connection,
+    codec: &IdCodec,
+    unit: UnitId,
+) -> Result<Vec<EventView>, JournalError> {
+    let idx = codec.index_of(unit) as i64;
     let mut s = conn
         .prepare_cached(
             "SELECT seq, event_id, ts, line_id, station, actor, type, unit, data, hash
-             FROM events WHERE unit = ?1 ORDER BY seq",
+             FROM events WHERE unit_idx = ?1 ORDER BY seq",
         )
         .ctx("reading a unit's events")?;
     let rows = s
-        .query_map([unit], |r| {
+        .query_map([idx], |r| {
             let data: String = r.get(8)?;
             Ok(EventView {
                 data: serde_json::from_str(&data)
@@ -135,12 +141,17 @@ pub fn unit_events(conn: &Connection, unit: &str) -> Result<Vec<EventView>, Jour
 }
 
 /// The unit's view, or `None` when this journal never allocated it.
-pub fn unit(conn: &Connection, unit: &str) -> Result<Option<UnitView>, JournalError> {
+pub fn unit(
+    conn: &Connection,
+    codec: &IdCodec,
+    unit: UnitId,
+) -> Result<Option<UnitView>, JournalError> {
+    let idx = codec.index_of(unit) as i64;
     let base = conn
         .query_row(
             "SELECT unit, product, gtin, level, lot, state, allocated_at, station, final_at, scrap_reason, shipment
-             FROM units WHERE unit = ?1",
-            [unit],
+             FROM units WHERE idx = ?1",
+            [idx],
             |r| {
                 Ok(UnitView {
                     unit: r.get(0)?,
@@ -167,26 +178,26 @@ pub fn unit(conn: &Connection, unit: &str) -> Result<Option<UnitView>, JournalEr
     let Some(mut v) = base else { return Ok(None) };
     v.bindings = pairs(
         conn,
-        "SELECT field, value FROM bindings WHERE unit = ?1 ORDER BY field",
-        unit,
+        "SELECT field, value FROM bindings WHERE unit_idx = ?1 ORDER BY field",
+        idx,
     )?;
     v.component_lots = pairs(
         conn,
-        "SELECT part, lot FROM component_lots WHERE unit = ?1 ORDER BY part",
-        unit,
+        "SELECT part, lot FROM component_lots WHERE unit_idx = ?1 ORDER BY part",
+        idx,
     )?;
     let mut s = conn
-        .prepare_cached("SELECT child, linked_seq, unlinked_seq FROM children WHERE parent = ?1 ORDER BY linked_seq")
+        .prepare_cached("SELECT child, linked_seq, unlinked_seq FROM children WHERE parent_idx = ?1 ORDER BY linked_seq")
         .ctx("reading children")?;
     v.children = s
-        .query_map([unit], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_map([idx], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .ctx("reading children")?;
     let mut s = conn
-        .prepare_cached("SELECT seq, step, status, station, ts, measurements FROM test_results WHERE unit = ?1 ORDER BY seq")
+        .prepare_cached("SELECT seq, step, status, station, ts, measurements FROM test_results WHERE unit_idx = ?1 ORDER BY seq")
         .ctx("reading test results")?;
     v.results = s
-        .query_map([unit], |r| {
+        .query_map([idx], |r| {
             let m: String = r.get(5)?;
             Ok(TestResultRow {
                 seq: r.get(0)?,
@@ -199,7 +210,7 @@ pub fn unit(conn: &Connection, unit: &str) -> Result<Option<UnitView>, JournalEr
         })
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .ctx("reading test results")?;
-    v.events = unit_events(conn, unit)?;
+    v.events = unit_events(conn, codec, unit)?;
     Ok(Some(v))
 }
 

@@ -21,9 +21,14 @@ CREATE TABLE events (
     type     TEXT NOT NULL,
     unit     TEXT,
     data     TEXT NOT NULL,
-    hash     TEXT NOT NULL
+    hash     TEXT NOT NULL,
+    -- Derived, not hashed: the unit's index (unpermuted ID). Indices of
+    -- units in work are close together, so this index grows at its end
+    -- instead of touching a random page per event, as an index on the
+    -- opaque ID would.
+    unit_idx INTEGER
 );
-CREATE INDEX events_unit ON events(unit) WHERE unit IS NOT NULL;
+CREATE INDEX events_unit ON events(unit_idx, seq) WHERE unit_idx IS NOT NULL;
 CREATE INDEX events_ts ON events(ts);
 CREATE TRIGGER events_no_update BEFORE UPDATE ON events
 BEGIN SELECT RAISE(ABORT, 'journal events are append-only: UPDATE refused'); END;
@@ -46,10 +51,12 @@ CREATE TABLE blocks (
     grant_json   TEXT NOT NULL
 );
 
--- Current state of every unit, derived from its events in the same transaction.
+-- Current state of every unit, derived from its events in the same
+-- transaction. Keyed by index (the ID unpermuted with the namespace key):
+-- allocation appends at the end of the table instead of at a random page.
 CREATE TABLE units (
-    unit           TEXT PRIMARY KEY,
-    idx            INTEGER NOT NULL UNIQUE,
+    idx            INTEGER PRIMARY KEY,
+    unit           TEXT NOT NULL,
     block_id       TEXT NOT NULL REFERENCES blocks(block_id),
     product        TEXT NOT NULL,
     gtin           TEXT NOT NULL,
@@ -65,47 +72,47 @@ CREATE TABLE units (
     scrap_reason   TEXT,
     shipment       TEXT,
     shipped_seq    INTEGER
-) WITHOUT ROWID;
+);
 
 -- Identity bound to a unit (serial, mac, uid, fw, fwhash, cert), one value per field.
 CREATE TABLE bindings (
-    unit  TEXT NOT NULL,
-    field TEXT NOT NULL,
-    value TEXT NOT NULL,
-    seq   INTEGER NOT NULL,
-    PRIMARY KEY (unit, field)
+    unit_idx INTEGER NOT NULL,
+    field    TEXT NOT NULL,
+    value    TEXT NOT NULL,
+    seq      INTEGER NOT NULL,
+    PRIMARY KEY (unit_idx, field)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX bindings_unique_mac ON bindings(value) WHERE field = 'mac';
 CREATE UNIQUE INDEX bindings_unique_uid ON bindings(value) WHERE field = 'uid';
 
 -- Component lots (lot.<part>=) and child links (modules in a pack).
 CREATE TABLE component_lots (
-    unit TEXT NOT NULL,
-    part TEXT NOT NULL,
-    lot  TEXT NOT NULL,
-    seq  INTEGER NOT NULL,
-    PRIMARY KEY (unit, part)
+    unit_idx INTEGER NOT NULL,
+    part     TEXT NOT NULL,
+    lot      TEXT NOT NULL,
+    seq      INTEGER NOT NULL,
+    PRIMARY KEY (unit_idx, part)
 ) WITHOUT ROWID;
 CREATE TABLE children (
-    parent       TEXT NOT NULL,
+    parent_idx   INTEGER NOT NULL,
     child        TEXT NOT NULL,
     linked_seq   INTEGER NOT NULL,
     unlinked_seq INTEGER
 );
-CREATE INDEX children_parent ON children(parent);
+CREATE INDEX children_parent ON children(parent_idx);
 CREATE UNIQUE INDEX children_linked ON children(child) WHERE unlinked_seq IS NULL;
 
 -- Every RESULT and FINAL, with its measurements.
 CREATE TABLE test_results (
     seq          INTEGER PRIMARY KEY,
-    unit         TEXT NOT NULL,
+    unit_idx     INTEGER NOT NULL,
     step         TEXT NOT NULL,
     status       TEXT NOT NULL,
     station      TEXT,
     ts           TEXT NOT NULL,
     measurements TEXT NOT NULL
 );
-CREATE INDEX test_results_unit ON test_results(unit, step);
+CREATE INDEX test_results_unit ON test_results(unit_idx, step);
 
 -- Idempotency: (station, req) -> the answer given, stored with its effect.
 CREATE TABLE requests (

@@ -39,24 +39,135 @@ fn fail(seq: i64, problem: impl Into<String>) -> VerifyError {
     }
 }
 
+/// What the ID checker needs from the chain, in seq order.
+enum IdFact {
+    Block { seq: i64, start: u64, count: u64 },
+    Allocated { seq: i64, unit: String },
+}
+
+/// Checks block imports and allocations on its own thread, so the chain
+/// walk (inherently sequential) does not also pay for un-permuting IDs.
+fn check_ids(
+    codec: &IdCodec,
+    facts: std::sync::mpsc::Receiver<Vec<IdFact>>,
+) -> Result<(u64, u64), VerifyError> {
+    let mut blocks: Vec<(u64, u64)> = Vec::new();
+    let mut allocated: HashSet<u64> = HashSet::new();
+    for chunk in facts {
+        for fact in chunk {
+            match fact {
+                IdFact::Block { seq, start, count } => {
+                    if blocks
+                        .iter()
+                        .any(|(s, c)| start < s + c && *s < start + count)
+                    {
+                        return Err(fail(seq, "imported block overlaps an earlier block"));
+                    }
+                    blocks.push((start, count));
+                }
+                IdFact::Allocated { seq, unit } => {
+                    let id = UnitId::parse(&unit).map_err(|e| fail(seq, e.to_string()))?;
+                    let index = codec.index_of(id);
+                    if !blocks.iter().any(|(s, c)| index >= *s && index < s + c) {
+                        return Err(fail(
+                            seq,
+                            format!("unit {unit} is outside every block held at that point (wrong namespace key?)"),
+                        ));
+                    }
+                    if !allocated.insert(index) {
+                        return Err(fail(seq, format!("unit {unit} was allocated twice")));
+                    }
+                }
+            }
+        }
+    }
+    Ok((blocks.len() as u64, allocated.len() as u64))
+}
+
+fn failed_seq(e: &VerifyError) -> i64 {
+    match e {
+        VerifyError::Failed { seq, .. } => *seq,
+        VerifyError::Journal(_) => 0,
+    }
+}
+
+/// Facts per message to the ID checker.
+const CHUNK: usize = 4096;
+
 /// Walks every event in seq order. `progress(done, total)` is called every
-/// 65,536 events.
+/// 65,536 events. Of two failures, the one at the lower seq is reported.
 pub fn verify(
     conn: &Connection,
     codec: &IdCodec,
-    mut progress: impl FnMut(u64, u64),
+    progress: impl FnMut(u64, u64),
 ) -> Result<VerifyReport, VerifyError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<IdFact>>(16);
+    std::thread::scope(|scope| {
+        let checker = scope.spawn(move || check_ids(codec, rx));
+        let walked = walk_chain(conn, tx, progress);
+        let ids = checker
+            .join()
+            .unwrap_or_else(|_| Err(fail(0, "the ID checker stopped unexpectedly")));
+        // Both sides stop at their first failure; report the earlier one.
+        let ((events, head_hash), (blocks, units)) = match (walked, ids) {
+            (Ok(w), Ok(i)) => (w, i),
+            (Err(e @ VerifyError::Journal(_)), _) | (_, Err(e @ VerifyError::Journal(_))) => {
+                return Err(e)
+            }
+            (Err(a), Err(b)) => {
+                return Err(if failed_seq(&a) <= failed_seq(&b) {
+                    a
+                } else {
+                    b
+                })
+            }
+            (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
+        };
+        let last = events as i64;
+        let table_units: i64 = conn
+            .query_row("SELECT COUNT(*) FROM units", [], |r| r.get(0))
+            .ctx("counting units")?;
+        if table_units as u64 != units {
+            return Err(fail(
+                last,
+                format!("the units table has {table_units} rows but the chain allocated {units}"),
+            ));
+        }
+        let held: i64 = conn
+            .query_row("SELECT COUNT(*) FROM blocks", [], |r| r.get(0))
+            .ctx("counting blocks")?;
+        if held as u64 != blocks {
+            return Err(fail(
+                last,
+                format!("the blocks table has {held} rows but the chain imported {blocks}"),
+            ));
+        }
+        Ok(VerifyReport {
+            events,
+            units,
+            blocks,
+            head_hash,
+        })
+    })
+}
+
+/// Recomputes the chain; sends block and allocation facts to the checker.
+fn walk_chain(
+    conn: &Connection,
+    facts: std::sync::mpsc::SyncSender<Vec<IdFact>>,
+    mut progress: impl FnMut(u64, u64),
+) -> Result<(u64, String), VerifyError> {
     let total: i64 = super::query::last_seq(conn)?;
     let mut stmt = conn
         .prepare("SELECT seq, event_id, ts, line_id, station, actor, type, unit, data, hash FROM events ORDER BY seq")
         .ctx("reading events")?;
     let mut rows = stmt.query([]).ctx("reading events")?;
-    let mut prev = GENESIS_HASH.to_string();
+    let mut prev: [u8; 64] = [b'0'; 64];
+    debug_assert_eq!(&prev[..], GENESIS_HASH.as_bytes());
     let mut expected_seq = 1i64;
     let mut scratch = String::with_capacity(512);
-    let mut blocks: Vec<(u64, u64)> = Vec::new();
-    let mut allocated: HashSet<u64> = HashSet::new();
     let mut event_ids: HashSet<[u8; 16]> = HashSet::new();
+    let mut chunk: Vec<IdFact> = Vec::with_capacity(CHUNK);
     while let Some(r) = rows.next().ctx("reading events")? {
         let seq: i64 = r.get(0).ctx("reading seq")?;
         if seq != expected_seq {
@@ -93,8 +204,8 @@ pub fn verify(
             unit,
             data,
         }
-        .hash(&prev, &mut scratch);
-        if computed != stored_hash {
+        .hash_hex(&prev, &mut scratch);
+        if computed[..] != *stored_hash.as_bytes() {
             return Err(fail(
                 seq,
                 "hash mismatch: the event or one before it was altered",
@@ -112,26 +223,24 @@ pub fn verify(
                 let (Some(start), Some(count)) = (v["start"].as_u64(), v["count"].as_u64()) else {
                     return Err(fail(seq, "BLOCK_IMPORTED without start and count"));
                 };
-                if blocks
-                    .iter()
-                    .any(|(s, c)| start < s + c && *s < start + count)
-                {
-                    return Err(fail(seq, "imported block overlaps an earlier block"));
-                }
-                blocks.push((start, count));
+                chunk.push(IdFact::Block { seq, start, count });
             }
             "ALLOCATED" => {
                 let unit = unit.ok_or_else(|| fail(seq, "ALLOCATED without a unit"))?;
-                let id = UnitId::parse(unit).map_err(|e| fail(seq, e.to_string()))?;
-                let index = codec.index_of(id);
-                if !blocks.iter().any(|(s, c)| index >= *s && index < s + c) {
-                    return Err(fail(seq, format!("unit {unit} is outside every block held at that point (wrong namespace key?)")));
-                }
-                if !allocated.insert(index) {
-                    return Err(fail(seq, format!("unit {unit} was allocated twice")));
-                }
+                chunk.push(IdFact::Allocated {
+                    seq,
+                    unit: unit.to_string(),
+                });
             }
             _ => {}
+        }
+        if chunk.len() >= CHUNK
+            && facts
+                .send(std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK)))
+                .is_err()
+        {
+            // The checker stopped at a failure; its report wins if earlier.
+            break;
         }
         prev = computed;
         if seq % 65_536 == 0 {
@@ -139,35 +248,10 @@ pub fn verify(
         }
         expected_seq += 1;
     }
+    let _ = facts.send(chunk);
     progress((expected_seq - 1) as u64, total as u64);
-    let units: i64 = conn
-        .query_row("SELECT COUNT(*) FROM units", [], |r| r.get(0))
-        .ctx("counting units")?;
-    if units as usize != allocated.len() {
-        return Err(fail(
-            expected_seq - 1,
-            format!(
-                "the units table has {units} rows but the chain allocated {}",
-                allocated.len()
-            ),
-        ));
-    }
-    let held: i64 = conn
-        .query_row("SELECT COUNT(*) FROM blocks", [], |r| r.get(0))
-        .ctx("counting blocks")?;
-    if held as usize != blocks.len() {
-        return Err(fail(
-            expected_seq - 1,
-            format!(
-                "the blocks table has {held} rows but the chain imported {}",
-                blocks.len()
-            ),
-        ));
-    }
-    Ok(VerifyReport {
-        events: (expected_seq - 1) as u64,
-        units: allocated.len() as u64,
-        blocks: blocks.len() as u64,
-        head_hash: prev,
-    })
+    Ok((
+        (expected_seq - 1) as u64,
+        String::from_utf8_lossy(&prev).into_owned(),
+    ))
 }

@@ -142,6 +142,13 @@ impl<'c> WriteTx<'c> {
             .collect()
     }
 
+    /// The index behind a unit ID; an event may only name a well-formed ID.
+    pub fn index_of(&self, unit: &str) -> Result<u64, JournalError> {
+        let id =
+            crate::ids::UnitId::parse(unit).map_err(|e| JournalError::Corrupt(e.to_string()))?;
+        Ok(self.ctx.codec.index_of(id))
+    }
+
     /// Appends an event to the chain.
     pub fn append(&mut self, ev: NewEvent) -> Result<Event, JournalError> {
         let seq = self.st.head.seq + 1;
@@ -150,6 +157,10 @@ impl<'c> WriteTx<'c> {
         let mut data = String::new();
         canonical_json(&ev.data, &mut data);
         let kind = ev.kind.as_str();
+        let unit_idx = match ev.unit.as_deref() {
+            Some(u) => Some(self.index_of(u)? as i64),
+            None => None,
+        };
         let hash = HashInput {
             seq,
             event_id: &event_id,
@@ -164,8 +175,8 @@ impl<'c> WriteTx<'c> {
         .hash(&self.st.head.hash, &mut self.scratch);
         self.conn
             .prepare_cached(
-                "INSERT INTO events (seq, event_id, ts, line_id, station, actor, type, unit, data, hash)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                "INSERT INTO events (seq, event_id, ts, line_id, station, actor, type, unit, data, hash, unit_idx)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -178,7 +189,8 @@ impl<'c> WriteTx<'c> {
                     kind,
                     ev.unit,
                     data,
-                    hash
+                    hash,
+                    unit_idx
                 ])
             })
             .ctx("appending an event")?;
@@ -325,6 +337,11 @@ impl<'c> WriteTx<'c> {
     }
 }
 
+/// Runs a parameterless statement through the statement cache.
+fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute([])
+}
+
 /// Runs one batch: savepoint per job, high-water file, one commit, replies.
 fn run_batch(
     conn: &Connection,
@@ -367,9 +384,10 @@ fn run_batch(
         let (ok, reply) = job(Ok(&mut tx));
         scratch = tx.scratch;
         if ok {
-            let _ = conn.execute_batch("RELEASE job");
+            let _ = exec_cached(conn, "RELEASE job");
         } else {
-            let _ = conn.execute_batch("ROLLBACK TO job; RELEASE job");
+            let _ = exec_cached(conn, "ROLLBACK TO job");
+            let _ = exec_cached(conn, "RELEASE job");
             st.head = snapshot.0;
             st.bumps.truncate(snapshot.1);
         }
@@ -391,10 +409,14 @@ fn run_batch(
         st.head = committed;
     } else {
         shared.last_seq.store(st.head.seq, Ordering::Release);
+        shared.commits.fetch_add(1, Ordering::Relaxed);
         let left = alloc::left(&st.head.cursors);
         let before = shared.ids_left.swap(left, Ordering::AcqRel);
         warn_low_water(before, left, ctx.low_water);
     }
+    shared
+        .jobs
+        .fetch_add(replies.len() as u64, Ordering::Relaxed);
     for reply in replies {
         reply(outcome.clone());
     }

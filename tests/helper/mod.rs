@@ -1,0 +1,273 @@
+//! Test helpers: a temporary line (config, keys, data dir), signed grants,
+//! running the real `linemark` binary, and a small seeded random source.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use ed25519_dalek::SigningKey;
+use linemark::config::Config;
+use linemark::ids::Grant;
+use linemark::journal::{AllocError, AllocRequest, Journal, JournalOptions};
+
+/// The SPEC test-vector namespace key.
+pub const NAMESPACE_KEY_HEX: &str =
+    "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+pub const KEY_ID: &str = "630dcd2966c43366";
+pub const LINE: &str = "P1-L03";
+
+/// The SPEC test-vector grant, signed by the test-vector issuer.
+pub const VECTOR_GRANT: &str = r#"{"grant_version": 1, "block_id": "018f3a2e-7c4d-7000-8000-000000000001", "namespace": "acme-batteries", "key_id": "630dcd2966c43366", "line_id": "P1-L03", "start": 1048576, "count": 65536, "issued_at": "2026-11-20T08:00:00Z", "issuer": "central", "signature": "eKfMtPmmBOelZlUssGl2nFtabx1SEMCpHxqFmX6xqlcwCwbacKeIEveD9uLjRgpwrLVUjZjhf2387F1BxIfCCA=="}"#;
+
+/// The test-vector issuer (seed = 32 bytes of 0x07).
+pub fn issuer() -> SigningKey {
+    SigningKey::from_bytes(&[7u8; 32])
+}
+
+/// A grant for this line's key, signed by the test issuer.
+pub fn grant(block_id: &str, start: u64, count: u64) -> Grant {
+    let mut g = Grant {
+        grant_version: 1,
+        block_id: block_id.into(),
+        namespace: "acme-batteries".into(),
+        key_id: KEY_ID.into(),
+        line_id: LINE.into(),
+        start,
+        count,
+        issued_at: "2026-11-20T08:00:00Z".into(),
+        issuer: "central".into(),
+        signature: String::new(),
+    };
+    g.sign(&issuer());
+    g
+}
+
+/// A line in a temporary folder: `config/linemark.toml`, keys, data dir.
+pub struct Line {
+    pub dir: tempfile::TempDir,
+    pub extra_config: String,
+}
+
+pub const BASE_CONFIG: &str = r#"line_id = "P1-L03"
+facility = "Test hall"
+data_dir = "../var"
+resolver = "https://id.example.com"
+timezone = "Europe/Berlin"
+
+[ids]
+namespace_key_file = "keys/namespace.key"
+namespace = "acme-batteries"
+issuer_public_key = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c"
+low_water = 10
+reserve_ahead = 50
+
+[[product]]
+key = "PACK-48V"
+gtin = "09506000134352"
+level = "item"
+template = "pack-50x30"
+required_steps = ["provision", "functional"]
+"#;
+
+impl Line {
+    pub fn new() -> Line {
+        Self::with_config("")
+    }
+
+    /// A line whose config is the base plus `extra` (appended, or replacing
+    /// `[ids]` lines when it starts with a key of that table).
+    pub fn with_config(extra: &str) -> Line {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cfg = dir.path().join("config");
+        std::fs::create_dir_all(cfg.join("keys")).expect("config dir");
+        std::fs::write(
+            cfg.join("keys/namespace.key"),
+            format!("{NAMESPACE_KEY_HEX}\n"),
+        )
+        .expect("key");
+        let line = Line {
+            dir,
+            extra_config: extra.to_string(),
+        };
+        line.write_config(&format!("{BASE_CONFIG}{extra}"));
+        line
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.config_path(), text).expect("config");
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config/linemark.toml")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("var")
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir().join("journal.db")
+    }
+
+    pub fn config(&self) -> Config {
+        Config::load(&self.config_path()).expect("valid test config")
+    }
+
+    pub fn open(&self) -> Journal {
+        Journal::open(JournalOptions::from_config(&self.config())).expect("journal opens")
+    }
+
+    /// Writes a grant file in the line's folder and returns its path.
+    pub fn grant_file(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).expect("grant file");
+        p
+    }
+
+    /// Runs the real binary with `--config` added at the end.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_linemark"));
+        cmd.args(args)
+            .arg("--config")
+            .arg(self.config_path())
+            .env("LINEMARK_LOG", "warn")
+            .current_dir(self.dir.path());
+        cmd.output().expect("linemark runs")
+    }
+}
+
+/// Allocates one unit of PACK-48V.
+pub fn alloc(j: &Journal) -> Result<String, AllocError> {
+    j.write_blocking(|tx| {
+        tx.allocate(&AllocRequest {
+            product: "PACK-48V",
+            gtin: "09506000134352",
+            level: "item",
+            lot: Some("L1"),
+            station: Some("provision-1"),
+            actor: "station:provision-1",
+        })
+        .map(|a| a.unit)
+    })
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A small deterministic random source (xorshift64*), seeded per test so a
+/// failure can be replayed from the printed seed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn seeded() -> Rng {
+        let seed = std::env::var("LINEMARK_TEST_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as u64)
+                    .unwrap_or(1)
+            });
+        eprintln!("random seed {seed} (replay with LINEMARK_TEST_SEED={seed})");
+        Rng(seed.max(1))
+    }
+
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Every unit in the journal, by reading its state table directly.
+pub fn units_in(db: &Path) -> Vec<String> {
+    let c = rusqlite::Connection::open(db).expect("db");
+    let mut s = c.prepare("SELECT unit FROM units").expect("query");
+    s.query_map([], |r| r.get(0))
+        .expect("rows")
+        .collect::<Result<Vec<String>, _>>()
+        .expect("units")
+}
+
+/// Count of events of one type.
+pub fn count_events(db: &Path, kind: &str) -> i64 {
+    let c = rusqlite::Connection::open(db).expect("db");
+    c.query_row("SELECT COUNT(*) FROM events WHERE type = ?1", [kind], |r| {
+        r.get(0)
+    })
+    .expect("count")
+}
+
+/// A child process (this test binary, re-run on one ignored test) that
+/// allocates from several threads and prints `ID <unit>` after each commit.
+pub struct Allocator {
+    pub child: std::process::Child,
+    pub ids: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Allocator {
+    pub fn spawn(line: &Line) -> Allocator {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(std::env::current_exe().expect("test binary"))
+            .args([
+                "suite::crash::allocating_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("LINEMARK_CRASH_CHILD", line.config_path())
+            .env("LINEMARK_LOG", "error")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("child starts");
+        let out = child.stdout.take().expect("stdout");
+        let ids = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = ids.clone();
+        let reader = std::thread::spawn(move || {
+            for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if let Some(id) = l.strip_prefix("ID ") {
+                    sink.lock().expect("ids").push(id.to_string());
+                }
+            }
+        });
+        Allocator {
+            child,
+            ids,
+            reader: Some(reader),
+        }
+    }
+
+    pub fn printed(&self) -> usize {
+        self.ids.lock().expect("ids").len()
+    }
+
+    /// SIGKILL, then every ID the child printed before it died.
+    pub fn kill(mut self) -> Vec<String> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        let ids = self.ids.lock().expect("ids").clone();
+        ids
+    }
+}

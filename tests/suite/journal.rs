@@ -1,0 +1,243 @@
+//! The journal on a real SQLite file: append-only events, hash chain,
+//! group commit, allocator limits and restarts.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+
+use crate::helper::{alloc, count_events, grant, Line};
+use linemark::ids::{IdCodec, NamespaceKey, UnitId};
+use linemark::journal::{self, verify::VerifyError, AllocError};
+
+fn codec() -> IdCodec {
+    IdCodec::new(&NamespaceKey::from_hex(crate::helper::NAMESPACE_KEY_HEX).unwrap())
+}
+
+fn import(j: &linemark::journal::Journal, line: &Line, id: &str, start: u64, count: u64) {
+    let policy = line.config().grant_policy().unwrap();
+    j.import_grant_blocking(grant(id, start, count), &policy, "test")
+        .unwrap();
+}
+
+#[test]
+fn events_cannot_be_updated_or_deleted_through_sql() {
+    let line = Line::new();
+    let j = line.open();
+    import(&j, &line, "b1", 0, 100);
+    alloc(&j).unwrap();
+    drop(j);
+    let c = rusqlite::Connection::open(line.db_path()).unwrap();
+    let upd = c.execute("UPDATE events SET actor = 'mallory' WHERE seq = 1", []);
+    assert!(upd.unwrap_err().to_string().contains("append-only"));
+    let del = c.execute("DELETE FROM events WHERE seq = 2", []);
+    assert!(del.unwrap_err().to_string().contains("append-only"));
+    let n: i64 = c
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(n, 2);
+}
+
+#[test]
+fn allocation_takes_ids_in_block_order_and_stops_with_e_no_ids() {
+    let line = Line::new();
+    let j = line.open();
+    import(&j, &line, "b1", 1000, 3);
+    import(&j, &line, "b2", 10, 2);
+    let c = codec();
+    let got: Vec<u64> = (0..5)
+        .map(|_| c.index_of(UnitId::parse(&alloc(&j).unwrap()).unwrap()))
+        .collect();
+    assert_eq!(got, vec![1000, 1001, 1002, 10, 11]);
+    let e = alloc(&j).unwrap_err();
+    assert!(matches!(e, AllocError::NoIds), "{e}");
+    assert!(e.to_string().starts_with("E_NO_IDS"));
+    assert_eq!(j.shared().ids_left.load(Ordering::Acquire), 0);
+    // A refused allocation leaves nothing behind.
+    assert_eq!(count_events(&line.db_path(), "ALLOCATED"), 5);
+}
+
+#[test]
+fn the_first_allocation_matches_the_spec_vector() {
+    let line = Line::new();
+    let j = line.open();
+    import(&j, &line, "b1", 1048576, 10);
+    assert_eq!(alloc(&j).unwrap(), "V700QW11S6PJ4");
+}
+
+#[test]
+fn concurrent_callers_are_group_committed_and_all_ids_are_unique() {
+    let line = Line::new();
+    let j = line.open();
+    import(&j, &line, "b1", 0, 100_000);
+    let before = j.shared().commits.load(Ordering::Relaxed);
+    let threads: Vec<_> = (0..16)
+        .map(|_| {
+            let j = j.clone();
+            std::thread::spawn(move || (0..100).map(|_| alloc(&j).unwrap()).collect::<Vec<_>>())
+        })
+        .collect();
+    let mut all = HashSet::new();
+    for t in threads {
+        for id in t.join().unwrap() {
+            assert!(all.insert(id), "an ID was issued twice");
+        }
+    }
+    assert_eq!(all.len(), 1600);
+    let commits = j.shared().commits.load(Ordering::Relaxed) - before;
+    // Each caller waits for its own commit, so callers that arrive during a
+    // commit share the next one: far fewer commits than allocations.
+    assert!(
+        commits < 1200,
+        "{commits} commits for 1600 allocations: no group commit"
+    );
+    let conn = j.reader().unwrap();
+    let r = journal::verify::verify(&conn, &codec(), |_, _| {}).unwrap();
+    assert_eq!(r.units, 1600);
+    assert_eq!(r.events, 1601);
+}
+
+#[test]
+fn a_refused_job_does_not_undo_its_batch_neighbours() {
+    let line = Line::new();
+    let j = line.open();
+    import(&j, &line, "b1", 0, 1);
+    // Two callers race for one ID: exactly one wins, the other gets E_NO_IDS,
+    // and the winner's event is durable.
+    let a = {
+        let j = j.clone();
+        std::thread::spawn(move || alloc(&j))
+    };
+    let b = alloc(&j);
+    let a = a.join().unwrap();
+    assert_eq!([a.is_ok(), b.is_ok()].iter().filter(|x| **x).count(), 1);
+    assert_eq!(count_events(&line.db_path(), "ALLOCATED"), 1);
+}
+
+#[test]
+fn a_restart_after_a_clean_stop_skips_nothing_and_a_crash_skips_at_most_the_reservation() {
+    let line = Line::new();
+    let c = codec();
+    let j = line.open();
+    import(&j, &line, "b1", 0, 1000);
+    let first = alloc(&j).unwrap();
+    assert_eq!(c.index_of(UnitId::parse(&first).unwrap()), 0);
+    drop(j); // clean stop: reservation released
+    let j = line.open();
+    assert_eq!(j.recovery().skipped, 0);
+    let second = alloc(&j).unwrap();
+    assert_eq!(c.index_of(UnitId::parse(&second).unwrap()), 1);
+    // Simulate a crash: the database still says reserved = 51 (reserve_ahead
+    // 50) because the release never ran. Copy the files while the writer
+    // holds the reservation, then put them back.
+    let snap = line.path().join("snap");
+    std::fs::create_dir_all(&snap).unwrap();
+    let conn = j.reader().unwrap();
+    conn.execute(
+        "VACUUM INTO ?1",
+        [snap.join("journal.db").to_str().unwrap()],
+    )
+    .unwrap();
+    drop(conn);
+    let hw = std::fs::read(line.data_dir().join("journal.db.highwater")).unwrap();
+    drop(j);
+    std::fs::copy(snap.join("journal.db"), line.db_path()).unwrap();
+    let _ = std::fs::remove_file(line.data_dir().join("journal.db-wal"));
+    let _ = std::fs::remove_file(line.data_dir().join("journal.db-shm"));
+    std::fs::write(line.data_dir().join("journal.db.highwater"), hw).unwrap();
+    let j = line.open();
+    assert!(!j.recovery().restore_detected, "{:?}", j.recovery());
+    assert_eq!(j.recovery().skipped, 49);
+    let third = alloc(&j).unwrap();
+    assert_eq!(c.index_of(UnitId::parse(&third).unwrap()), 51);
+}
+
+#[test]
+fn low_water_is_reported_through_ids_left() {
+    let line = Line::new(); // low_water = 10
+    let j = line.open();
+    import(&j, &line, "b1", 0, 12);
+    for _ in 0..5 {
+        alloc(&j).unwrap();
+    }
+    assert_eq!(j.shared().ids_left.load(Ordering::Acquire), 7);
+}
+
+#[test]
+fn verify_names_the_first_altered_event() {
+    let line = Line::new();
+    let j = line.open();
+    import(&j, &line, "b1", 0, 100);
+    for _ in 0..9 {
+        alloc(&j).unwrap();
+    }
+    drop(j);
+    let c = rusqlite::Connection::open(line.db_path()).unwrap();
+    c.execute_batch("DROP TRIGGER events_no_update").unwrap();
+    c.execute(
+        "UPDATE events SET data = replace(data, 'L1', 'L2') WHERE seq = 5",
+        [],
+    )
+    .unwrap();
+    drop(c);
+    let conn = journal::open_read_only(&line.db_path()).unwrap();
+    match journal::verify::verify(&conn, &codec(), |_, _| {}) {
+        Err(VerifyError::Failed { seq, problem }) => {
+            assert_eq!(seq, 5);
+            assert!(problem.contains("hash mismatch"), "{problem}");
+        }
+        other => panic!("tampering not found: {other:?}"),
+    }
+    let out = line.cli(&["journal", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(crate::helper::stderr(&out).contains("FAILED at seq 5"));
+}
+
+#[test]
+fn verify_finds_a_gap_and_an_id_from_another_namespace() {
+    let line = Line::new();
+    let j = line.open();
+    import(&j, &line, "b1", 0, 100);
+    for _ in 0..3 {
+        alloc(&j).unwrap();
+    }
+    drop(j);
+    // Verified with a different namespace key, the IDs fall outside every block.
+    let other = IdCodec::new(&NamespaceKey::from_bytes([9u8; 32]));
+    let conn = journal::open_read_only(&line.db_path()).unwrap();
+    match journal::verify::verify(&conn, &other, |_, _| {}) {
+        Err(VerifyError::Failed { seq: 2, problem }) => {
+            assert!(problem.contains("outside every block"), "{problem}")
+        }
+        other => panic!("{other:?}"),
+    }
+    drop(conn);
+    let c = rusqlite::Connection::open(line.db_path()).unwrap();
+    c.execute_batch("DROP TRIGGER events_no_delete; DELETE FROM events WHERE seq = 3;")
+        .unwrap();
+    drop(c);
+    let conn = journal::open_read_only(&line.db_path()).unwrap();
+    match journal::verify::verify(&conn, &codec(), |_, _| {}) {
+        Err(VerifyError::Failed { seq: 3, problem }) => {
+            assert!(problem.contains("missing"), "{problem}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_second_process_cannot_open_the_same_data_dir_for_writing() {
+    let line = Line::new();
+    let _j = line.open();
+    let out = line.cli(&["blocks", "import", "nonexistent.json"]);
+    assert_eq!(out.status.code(), Some(2)); // the file problem is found first
+    let f = line.grant_file(
+        "g.json",
+        &serde_json::to_string(&grant("b9", 0, 10)).unwrap(),
+    );
+    let out = line.cli(&["blocks", "import", f.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        crate::helper::stderr(&out).contains("in use by another linemark process"),
+        "{}",
+        crate::helper::stderr(&out)
+    );
+}

@@ -1,0 +1,6 @@
+mod cli;
+mod crash;
+mod grants;
+mod journal;
+mod migrations;
+mod restore;
