@@ -8,10 +8,20 @@
 //! - [`gs1`]: GTINs, AI character set 82, Digital Link build/parse, HRI (pure).
 //! - [`journal`]: SQLite schema, append-only events, hash chain, group-commit writer.
 //! - [`config`]: TOML -> validated `Config`, errors with file, line and key.
-//! - [`cli`]: one function per subcommand; the only place that uses `anyhow`.
+//! - [`protocol`]: the station frame codec (pure).
+//! - [`line`]: the rules of every station verb, idempotency, routing.
+//! - [`station`]: serial/TCP IO, one task per station, reconnects.
+//! - [`daemon`]: `linemark run` as a library function.
+//! - [`client`]: a station client over any byte stream.
+//! - [`cli`]: one function per subcommand.
 
 pub mod cli;
+pub mod client;
 pub mod config;
+pub mod daemon;
 pub mod gs1;
 pub mod ids;
 pub mod journal;
+pub mod line;
+pub mod protocol;
+pub mod station;

@@ -9,6 +9,7 @@ mod backup;
 mod blocks;
 mod check_config;
 mod journal;
+mod run;
 mod unit;
 
 use std::fmt;
@@ -47,6 +48,8 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: serve the configured stations until SIGTERM/SIGINT.
+    Run,
     /// Validate the configuration file and print a summary.
     CheckConfig,
     /// Block grants: import, list, make a development grant.
@@ -132,6 +135,7 @@ pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
 /// Runs a parsed command.
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        Command::Run => run::run(&cli.config),
         Command::CheckConfig => check_config::run(&cli.config),
         Command::Blocks(c) => blocks::run(&cli.config, c),
         Command::Unit(c) => unit::run(&cli.config, c),

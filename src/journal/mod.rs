@@ -11,6 +11,7 @@ pub mod event;
 pub mod highwater;
 pub mod query;
 pub mod schema;
+pub mod units;
 pub mod verify;
 mod writer;
 
@@ -350,13 +351,14 @@ impl Journal {
         &self.inner.db_path
     }
 
-    fn submit<T, E, F>(&self, f: F) -> tokio::sync::oneshot::Receiver<Result<T, E>>
+    /// Queues `f`; `deliver` gets its result once the transaction's fate is known.
+    fn submit<T, E, F, D>(&self, f: F, deliver: D)
     where
         F: FnOnce(&mut WriteTx<'_>) -> Result<T, E> + Send + 'static,
         E: From<JournalError> + Send + 'static,
         T: Send + 'static,
+        D: FnOnce(Result<T, E>) + Send + 'static,
     {
-        let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |tx| {
             let result = match tx {
                 Ok(tx) => f(tx),
@@ -364,11 +366,10 @@ impl Journal {
             };
             let ok = result.is_ok();
             let reply: writer::Reply = Box::new(move |outcome| {
-                let answer = match (result, outcome) {
+                deliver(match (result, outcome) {
                     (Ok(_), Err(e)) => Err(E::from(e)),
                     (r, _) => r,
-                };
-                let _ = reply_tx.send(answer);
+                })
             });
             (ok, reply)
         });
@@ -381,7 +382,6 @@ impl Journal {
         if sent != Some(true) {
             tracing::error!("journal writer is not running");
         }
-        reply_rx
     }
 
     /// Runs `f` in the next group commit and answers after it is durable.
@@ -391,20 +391,29 @@ impl Journal {
         E: From<JournalError> + Send + 'static,
         T: Send + 'static,
     {
-        self.submit(f)
+        let (reply_tx, reply_rx) = tokio::sync::oneshot::channel();
+        self.submit(f, move |r| {
+            let _ = reply_tx.send(r);
+        });
+        reply_rx
             .await
             .unwrap_or_else(|_| Err(E::from(JournalError::WriterGone)))
     }
 
-    /// [`Journal::write`] for threads outside an async runtime.
+    /// [`Journal::write`] for plain threads (CLI, tests, benches). Safe to
+    /// call anywhere, but it blocks the calling thread until the commit.
     pub fn write_blocking<T, E, F>(&self, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut WriteTx<'_>) -> Result<T, E> + Send + 'static,
         E: From<JournalError> + Send + 'static,
         T: Send + 'static,
     {
-        self.submit(f)
-            .blocking_recv()
+        let (reply_tx, reply_rx) = std::sync::mpsc::sync_channel(1);
+        self.submit(f, move |r| {
+            let _ = reply_tx.send(r);
+        });
+        reply_rx
+            .recv()
             .unwrap_or_else(|_| Err(E::from(JournalError::WriterGone)))
     }
 

@@ -116,9 +116,10 @@ CREATE INDEX test_results_unit ON test_results(unit_idx, step);
 
 -- Idempotency: (station, req) -> the answer given, stored with its effect.
 CREATE TABLE requests (
-    station  TEXT NOT NULL,
-    req      TEXT NOT NULL,
-    response TEXT NOT NULL,
+    station     TEXT NOT NULL,
+    req         TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    response    TEXT NOT NULL,
     seq      INTEGER,
     ts       TEXT NOT NULL,
     PRIMARY KEY (station, req)

@@ -271,3 +271,57 @@ impl Allocator {
         ids
     }
 }
+
+/// A pseudo-terminal pair: the daemon opens `link` (a symlink to the slave,
+/// like /dev/serial/by-id/...), the test speaks through `master`.
+pub struct Pty {
+    pub master: tokio_serial::SerialStream,
+    pub link: PathBuf,
+}
+
+impl Pty {
+    /// Creates a pty and points `link` at its slave (replacing an old link).
+    pub fn new(link: &Path) -> Pty {
+        let (master, slave) = tokio_serial::SerialStream::pair().expect("pty pair");
+        let name = tokio_serial::SerialPort::name(&slave).expect("slave name");
+        // The slave is opened exclusively; the daemon must be able to open it.
+        drop(slave);
+        let _ = std::fs::remove_file(link);
+        std::os::unix::fs::symlink(&name, link).expect("symlink");
+        Pty {
+            master,
+            link: link.to_path_buf(),
+        }
+    }
+}
+
+/// A `[[station]]` block.
+pub fn station_toml(
+    name: &str,
+    port: &str,
+    allow: &[&str],
+    step: Option<&str>,
+    checksum: &str,
+) -> String {
+    let allow: Vec<String> = allow.iter().map(|a| format!("\"{a}\"")).collect();
+    let step = step
+        .map(|s| format!("step = \"{s}\"\n"))
+        .unwrap_or_default();
+    format!(
+        "\n[[station]]\nname = \"{name}\"\nport = \"{port}\"\nchecksum = \"{checksum}\"\nallow = [{}]\n{step}",
+        allow.join(", ")
+    )
+}
+
+/// Waits until a station's port is open in the daemon.
+pub async fn wait_connected(d: &linemark::daemon::Daemon, station: &str) {
+    let stats = d.station_stats(station).expect("station").clone();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !stats.connected.load(std::sync::atomic::Ordering::Acquire) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "station {station} never connected"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

@@ -1,0 +1,479 @@
+//! The line rules (SPEC section 4): what each verb does, which station may
+//! use it, idempotency, and the routing gate.
+//!
+//! Owns: turning a station's [`Request`] into exactly one journal write (or
+//! a refusal that changes nothing) and its [`Response`]. A request's effect,
+//! its events and its `(station, req)` answer commit in one transaction, and
+//! the answer leaves only after that commit.
+//! Must not: do IO of its own or write SQL; it uses `journal::WriteTx`.
+
+pub mod rules;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use crate::config::{Config, Station};
+use crate::gs1::{self, Gtin, Identity};
+use crate::journal::{
+    AllocError, AllocRequest, EventType, Journal, JournalError, NewEvent, WriteTx,
+};
+use crate::protocol::{ErrorCode, Request, Response, Verb};
+pub use rules::{Command, Refusal};
+
+/// Why a write job produced no change.
+#[derive(Debug)]
+pub enum LineError {
+    Refused(Refusal),
+    Journal(JournalError),
+}
+
+impl From<JournalError> for LineError {
+    fn from(e: JournalError) -> Self {
+        LineError::Journal(e)
+    }
+}
+
+impl From<Refusal> for LineError {
+    fn from(r: Refusal) -> Self {
+        LineError::Refused(r)
+    }
+}
+
+fn refuse(code: ErrorCode, msg: impl Into<String>) -> LineError {
+    LineError::Refused(Refusal::new(code, msg))
+}
+
+/// What STATUS reports about a station's printer.
+pub trait PrinterStatus: Send + Sync {
+    /// (`ready|paused|offline|error`, jobs queued).
+    fn printer_state(&self, printer: &str) -> (String, u64);
+}
+
+/// No printer drivers running: every printer is offline with nothing queued.
+pub struct NoPrinters;
+
+impl PrinterStatus for NoPrinters {
+    fn printer_state(&self, _printer: &str) -> (String, u64) {
+        ("offline".into(), 0)
+    }
+}
+
+/// The line: config, journal, and what STATUS needs to know.
+#[derive(Clone)]
+pub struct Line {
+    config: Arc<Config>,
+    journal: Journal,
+    printers: Arc<dyn PrinterStatus>,
+}
+
+impl Line {
+    pub fn new(config: Arc<Config>, journal: Journal, printers: Arc<dyn PrinterStatus>) -> Self {
+        Self {
+            config,
+            journal,
+            printers,
+        }
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Answers one request from `station`. Never panics on input; journal
+    /// failures become `E_STORAGE` and change nothing.
+    pub async fn handle(&self, station: &Station, req: Request) -> Response {
+        let verb = req.verb.as_str();
+        if !station.allow.iter().any(|v| v == verb) {
+            return Response::err(
+                ErrorCode::NotAllowed,
+                format!(
+                    "station {} may not use {verb} (allow in the config: {})",
+                    station.name,
+                    station.allow.join(",")
+                ),
+            );
+        }
+        match req.verb {
+            Verb::Hello => {
+                if let Some(fw) = req.get("fw") {
+                    tracing::info!(station = %station.name, fw, "station said hello");
+                }
+                Response::ok_with([
+                    ("line", self.config.line_id.clone()),
+                    ("station", station.name.clone()),
+                    (
+                        "time",
+                        crate::journal::event::format_ts(jiff::Timestamp::now()),
+                    ),
+                ])
+            }
+            Verb::Ping => Response::ok(),
+            Verb::Status => {
+                let left = self.journal.shared().ids_left.load(Ordering::Acquire);
+                let (state, queued) = match &station.printer {
+                    Some(p) => self.printers.printer_state(p),
+                    None => ("offline".into(), 0),
+                };
+                Response::ok_with([
+                    ("ids_left", left.to_string()),
+                    ("printer", state),
+                    ("queued", queued.to_string()),
+                ])
+            }
+            _ => self.mutate(station, req).await,
+        }
+    }
+
+    async fn mutate(&self, station: &Station, req: Request) -> Response {
+        let cmd = match rules::command(&req, station, &self.config.products) {
+            Ok(c) => c,
+            Err(r) => return Response::err(r.code, r.msg),
+        };
+        let token = req.req().map(str::to_string);
+        let fingerprint = req.fingerprint();
+        let station_name = station.name.clone();
+        let cfg = self.config.clone();
+        let result = self
+            .journal
+            .write(move |tx| execute(tx, &cfg, &station_name, token, &fingerprint, cmd))
+            .await;
+        match result {
+            Ok(r) => r,
+            Err(LineError::Refused(r)) => match r.code {
+                ErrorCode::Route => Response::Err {
+                    code: r.code,
+                    extra: vec![("missing".into(), r.msg.clone())],
+                    msg: "required steps have not passed".into(),
+                },
+                _ => Response::err(r.code, r.msg),
+            },
+            Err(LineError::Journal(e)) => {
+                tracing::error!(station = %station.name, error = %e, code = "E_STORAGE", "journal write failed");
+                Response::err(
+                    ErrorCode::Storage,
+                    "the journal could not store this request; retry with the same req",
+                )
+            }
+        }
+    }
+}
+
+/// Runs a command inside the write transaction, with idempotency.
+fn execute(
+    tx: &mut WriteTx<'_>,
+    cfg: &Config,
+    station: &str,
+    token: Option<String>,
+    fingerprint: &str,
+    cmd: Command,
+) -> Result<Response, LineError> {
+    if let Some(req) = &token {
+        if let Some((stored_fp, answer)) = tx.stored_answer(station, req)? {
+            if stored_fp != fingerprint {
+                return Err(refuse(
+                    ErrorCode::BadValue,
+                    format!("req={req} was already used by this station for a different request; use a new req"),
+                ));
+            }
+            return Response::parse(answer.as_bytes()).map_err(|e| {
+                LineError::Journal(JournalError::Corrupt(format!(
+                    "stored answer for req={req}: {e}"
+                )))
+            });
+        }
+    }
+    let seq_before = tx.seq();
+    let response = apply(tx, cfg, station, cmd)?;
+    if let Some(req) = &token {
+        let seq = (tx.seq() > seq_before).then(|| tx.seq());
+        let answer = String::from_utf8_lossy(&response.to_bytes()).into_owned();
+        tx.store_answer(station, req, fingerprint, answer.trim_end(), seq)?;
+    }
+    Ok(response)
+}
+
+fn actor(station: &str) -> String {
+    format!("station:{station}")
+}
+
+fn event(
+    tx: &mut WriteTx<'_>,
+    kind: EventType,
+    station: &str,
+    unit: &str,
+    data: Value,
+) -> Result<crate::journal::Event, LineError> {
+    Ok(tx.append(NewEvent {
+        kind,
+        station: Some(station.to_string()),
+        actor: actor(station),
+        unit: Some(unit.to_string()),
+        data,
+    })?)
+}
+
+fn known_unit(tx: &WriteTx<'_>, unit: &str) -> Result<crate::journal::units::UnitState, LineError> {
+    tx.unit_state(unit)?.ok_or_else(|| {
+        refuse(
+            ErrorCode::UnknownUnit,
+            format!("unit {unit} was not allocated on this line"),
+        )
+    })
+}
+
+fn not_scrapped(u: &crate::journal::units::UnitState) -> Result<(), LineError> {
+    if u.state == "scrapped" {
+        return Err(refuse(
+            ErrorCode::Scrapped,
+            format!("unit {} is scrapped", u.unit),
+        ));
+    }
+    Ok(())
+}
+
+fn apply(
+    tx: &mut WriteTx<'_>,
+    cfg: &Config,
+    station: &str,
+    cmd: Command,
+) -> Result<Response, LineError> {
+    match cmd {
+        Command::Alloc {
+            product,
+            gtin,
+            level,
+            lot,
+        } => {
+            let a = tx
+                .allocate(&AllocRequest {
+                    product: &product,
+                    gtin: &gtin,
+                    level: level.as_str(),
+                    lot: lot.as_deref(),
+                    station: Some(station),
+                    actor: &actor(station),
+                })
+                .map_err(|e| match e {
+                    AllocError::NoIds => refuse(
+                        ErrorCode::NoIds,
+                        "no IDs left: the line needs a new block grant",
+                    ),
+                    AllocError::Journal(j) => LineError::Journal(j),
+                })?;
+            let gtin = Gtin::parse(&gtin)
+                .map_err(|e| LineError::Journal(JournalError::Corrupt(e.to_string())))?;
+            let uri = gs1::build_uri(
+                &cfg.resolver,
+                &Identity::for_unit(gtin, level, lot.as_deref(), &a.unit),
+            );
+            Ok(Response::ok_with([("unit", a.unit), ("uri", uri)]))
+        }
+        Command::Bind {
+            unit,
+            fields,
+            lots,
+            children,
+        } => bind(tx, station, &unit, fields, lots, children),
+        Command::Result {
+            unit,
+            step,
+            pass,
+            measurements,
+        } => {
+            let u = known_unit(tx, &unit)?;
+            not_scrapped(&u)?;
+            record_test(
+                tx,
+                station,
+                &u,
+                EventType::TestResult,
+                &step,
+                pass,
+                &measurements,
+            )?;
+            Ok(Response::ok())
+        }
+        Command::Final {
+            unit,
+            step,
+            pass,
+            measurements,
+        } => {
+            let u = known_unit(tx, &unit)?;
+            not_scrapped(&u)?;
+            if u.state == "passed" {
+                return Err(refuse(
+                    ErrorCode::AlreadyFinal,
+                    format!("unit {unit} already passed final test; use REPRINT for a new label"),
+                ));
+            }
+            if pass {
+                let product = cfg.product(&u.product).ok_or_else(|| {
+                    refuse(
+                        ErrorCode::UnknownProduct,
+                        format!(
+                            "unit {unit} is a {} and that product is no longer in the config",
+                            u.product
+                        ),
+                    )
+                })?;
+                let missing =
+                    rules::missing_steps(&product.required_steps, &tx.latest_results(u.idx)?);
+                if !missing.is_empty() {
+                    return Err(refuse(ErrorCode::Route, missing.join(",")));
+                }
+            }
+            let kind = if pass {
+                EventType::FinalPass
+            } else {
+                EventType::FinalFail
+            };
+            let ev = record_test(tx, station, &u, kind, &step, pass, &measurements)?;
+            tx.set_final(u.idx, pass, ev.seq, &ev.ts)?;
+            Ok(Response::ok())
+        }
+        Command::Scrap { unit, reason } => {
+            let u = known_unit(tx, &unit)?;
+            not_scrapped(&u)?;
+            let ev = event(
+                tx,
+                EventType::Scrapped,
+                station,
+                &unit,
+                json!({"reason": reason, "previous_state": u.state}),
+            )?;
+            tx.set_scrapped(u.idx, ev.seq, &reason)?;
+            Ok(Response::ok())
+        }
+    }
+}
+
+fn record_test(
+    tx: &mut WriteTx<'_>,
+    station: &str,
+    u: &crate::journal::units::UnitState,
+    kind: EventType,
+    step: &str,
+    pass: bool,
+    measurements: &BTreeMap<String, String>,
+) -> Result<crate::journal::Event, LineError> {
+    let status = if pass { "PASS" } else { "FAIL" };
+    let m = json!(measurements);
+    let ev = event(
+        tx,
+        kind,
+        station,
+        &u.unit,
+        json!({"step": step, "status": status, "measurements": m}),
+    )?;
+    tx.add_test_result(&ev, u.idx, step, status, &m.to_string())?;
+    Ok(ev)
+}
+
+fn bind(
+    tx: &mut WriteTx<'_>,
+    station: &str,
+    unit: &str,
+    fields: Vec<(String, String)>,
+    lots: Vec<(String, String)>,
+    children: Vec<String>,
+) -> Result<Response, LineError> {
+    let u = known_unit(tx, unit)?;
+    not_scrapped(&u)?;
+    let mut new_fields = serde_json::Map::new();
+    for (f, v) in &fields {
+        match tx.binding(u.idx, f)? {
+            Some(old) if &old == v => continue,
+            Some(old) => {
+                return Err(refuse(
+                    ErrorCode::Conflict,
+                    format!("{f} of unit {unit} is already {old}; a bound value never changes"),
+                ))
+            }
+            None => {}
+        }
+        if f == "mac" || f == "uid" {
+            if let Some(other) = tx.bound_to(f, v)? {
+                let code = if f == "mac" {
+                    ErrorCode::DupMac
+                } else {
+                    ErrorCode::DupUid
+                };
+                return Err(refuse(
+                    code,
+                    format!("{f} {v} is already bound to unit {other}"),
+                ));
+            }
+        }
+        new_fields.insert(f.clone(), Value::from(v.as_str()));
+    }
+    let mut new_lots = serde_json::Map::new();
+    for (part, lot) in &lots {
+        match tx.component_lot(u.idx, part)? {
+            Some(old) if &old == lot => continue,
+            Some(old) => {
+                return Err(refuse(
+                    ErrorCode::Conflict,
+                    format!("lot.{part} of unit {unit} is already {old}"),
+                ))
+            }
+            None => {
+                new_lots.insert(part.clone(), Value::from(lot.as_str()));
+            }
+        }
+    }
+    let mut new_children = Vec::new();
+    for c in &children {
+        match tx.parent_of(c)? {
+            Some(p) if p == unit => continue,
+            Some(p) => {
+                return Err(refuse(
+                    ErrorCode::Conflict,
+                    format!("child {c} is linked to unit {p}"),
+                ))
+            }
+            None => {}
+        }
+        if tx.parent_of(unit)?.as_deref() == Some(c.as_str()) {
+            return Err(refuse(
+                ErrorCode::Conflict,
+                format!("unit {unit} is itself a child of {c}"),
+            ));
+        }
+        if let Some(cu) = tx.unit_state(c)? {
+            not_scrapped(&cu)?;
+        }
+        new_children.push(Value::from(c.as_str()));
+    }
+    if new_fields.is_empty() && new_lots.is_empty() && new_children.is_empty() {
+        return Ok(Response::ok()); // everything already bound exactly so
+    }
+    let mut data = serde_json::Map::new();
+    if !new_fields.is_empty() {
+        data.insert("fields".into(), Value::Object(new_fields.clone()));
+    }
+    if !new_lots.is_empty() {
+        data.insert("lots".into(), Value::Object(new_lots.clone()));
+    }
+    if !new_children.is_empty() {
+        data.insert("children".into(), Value::Array(new_children.clone()));
+    }
+    let ev = event(tx, EventType::Bound, station, unit, Value::Object(data))?;
+    for (f, v) in &new_fields {
+        tx.set_binding(u.idx, f, v.as_str().unwrap_or_default(), ev.seq)?;
+    }
+    for (p, l) in &new_lots {
+        tx.set_component_lot(u.idx, p, l.as_str().unwrap_or_default(), ev.seq)?;
+    }
+    for c in &new_children {
+        tx.link_child(u.idx, c.as_str().unwrap_or_default(), ev.seq)?;
+    }
+    Ok(Response::ok())
+}
