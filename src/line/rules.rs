@@ -137,8 +137,8 @@ fn measurements(req: &Request) -> Result<BTreeMap<String, String>, Refusal> {
 }
 
 fn no_unknown_fields(req: &Request, known: &[&str], prefixes: &[&str]) -> Result<(), Refusal> {
-    for (k, _) in &req.fields {
-        if k == "req" || known.contains(&k.as_str()) || prefixes.iter().any(|p| k.starts_with(p)) {
+    for (k, _) in req.fields() {
+        if k == "req" || known.contains(&k) || prefixes.iter().any(|p| k.starts_with(p)) {
             continue;
         }
         return Err(bad(format!("{} does not take {k}=", req.verb.as_str())));

@@ -5,9 +5,9 @@ pub const MAX_FRAME: usize = 1024;
 
 /// What the decoder found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decoded {
-    /// One frame's content, CR LF or LF removed.
-    Frame(Vec<u8>),
+pub enum Decoded<'a> {
+    /// One frame's content, CR LF or LF removed, borrowed until the next call.
+    Frame(&'a [u8]),
     /// A frame went past [`MAX_FRAME`]; its bytes up to the next LF are dropped.
     TooLong,
 }
@@ -15,10 +15,12 @@ pub enum Decoded {
 /// Accumulates bytes and yields frames. A frame that grows past the limit
 /// is reported once, then everything up to the next LF is discarded, so the
 /// decoder resynchronises on the following frame. Memory stays bounded at
-/// [`MAX_FRAME`] whatever a station sends.
+/// [`MAX_FRAME`] plus one read whatever a station sends.
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
     buf: Vec<u8>,
+    /// Start of the unread part of `buf`.
+    start: usize,
     /// Bytes of `buf` already searched for LF.
     scanned: usize,
     discarding: bool,
@@ -32,17 +34,28 @@ impl FrameDecoder {
     /// Bytes held waiting for a line end (never more than [`MAX_FRAME`]
     /// after [`FrameDecoder::next`] returned `None`).
     pub fn pending(&self) -> usize {
-        self.buf.len()
+        self.buf.len() - self.start
     }
 
     /// Adds bytes read from the port.
     pub fn push(&mut self, bytes: &[u8]) {
+        if self.start > 0 {
+            self.buf.drain(..self.start);
+            self.scanned -= self.start;
+            self.start = 0;
+        }
         self.buf.extend_from_slice(bytes);
+    }
+
+    fn reset(&mut self) {
+        self.buf.clear();
+        self.start = 0;
+        self.scanned = 0;
     }
 
     /// The next complete frame or error, if there is one.
     #[allow(clippy::should_implement_trait)]
-    pub fn next(&mut self) -> Option<Decoded> {
+    pub fn next(&mut self) -> Option<Decoded<'_>> {
         loop {
             let lf = self.buf[self.scanned..]
                 .iter()
@@ -51,34 +64,34 @@ impl FrameDecoder {
             if self.discarding {
                 match lf {
                     Some(i) => {
-                        self.buf.drain(..=i);
-                        self.scanned = 0;
+                        self.start = i + 1;
+                        self.scanned = self.start;
                         self.discarding = false;
                         continue;
                     }
                     None => {
-                        self.buf.clear();
-                        self.scanned = 0;
+                        self.reset();
                         return None;
                     }
                 }
             }
             return match lf {
                 Some(i) => {
-                    let mut frame: Vec<u8> = self.buf.drain(..=i).collect();
-                    self.scanned = 0;
-                    if frame.len() > MAX_FRAME {
+                    let from = self.start;
+                    self.start = i + 1;
+                    self.scanned = self.start;
+                    if i + 1 - from > MAX_FRAME {
                         return Some(Decoded::TooLong);
                     }
-                    frame.pop(); // LF
-                    if frame.last() == Some(&b'\r') {
-                        frame.pop();
-                    }
-                    Some(Decoded::Frame(frame))
+                    let end = if i > from && self.buf[i - 1] == b'\r' {
+                        i - 1
+                    } else {
+                        i
+                    };
+                    Some(Decoded::Frame(&self.buf[from..end]))
                 }
-                None if self.buf.len() >= MAX_FRAME => {
-                    self.buf.clear();
-                    self.scanned = 0;
+                None if self.buf.len() - self.start >= MAX_FRAME => {
+                    self.reset();
                     self.discarding = true;
                     Some(Decoded::TooLong)
                 }

@@ -78,30 +78,40 @@ impl Verb {
     }
 }
 
-/// A parsed request: verb and fields in the order sent, values unescaped.
+/// A parsed request: verb and fields in the order sent, keys lower-cased,
+/// values unescaped. All text lives in one buffer (two allocations per
+/// request, whatever the number of fields).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Request {
     pub verb: Verb,
-    pub fields: Vec<(String, String)>,
     /// Whether the frame carried a (valid) checksum.
     pub checksummed: bool,
+    text: String,
+    /// (key start, key end = value start, value end) into `text`.
+    spans: Vec<(u32, u32, u32)>,
 }
 
 impl Request {
+    /// Every field in the order sent.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.spans.iter().map(|&(k, v, e)| {
+            (
+                &self.text[k as usize..v as usize],
+                &self.text[v as usize..e as usize],
+            )
+        })
+    }
+
     /// The first value of a key.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.fields().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
     /// Every value of a repeatable key (e.g. `child`).
     pub fn all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.fields
-            .iter()
-            .filter(move |(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        self.fields()
+            .filter(move |(k, _)| *k == key)
+            .map(|(_, v)| v)
     }
 
     /// Fields whose key starts with `prefix` (e.g. `m.`), prefix stripped.
@@ -109,9 +119,8 @@ impl Request {
         &'a self,
         prefix: &'a str,
     ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        self.fields
-            .iter()
-            .filter_map(move |(k, v)| k.strip_prefix(prefix).map(|name| (name, v.as_str())))
+        self.fields()
+            .filter_map(move |(k, v)| k.strip_prefix(prefix).map(|name| (name, v)))
     }
 
     /// The idempotency token, if any.
@@ -122,8 +131,7 @@ impl Request {
     /// The request as one canonical frame without `req` and checksum: what
     /// identifies "the same request" when a `req` token is repeated.
     pub fn fingerprint(&self) -> String {
-        let mut fields: Vec<&(String, String)> =
-            self.fields.iter().filter(|(k, _)| k != "req").collect();
+        let mut fields: Vec<(&str, &str)> = self.fields().filter(|(k, _)| *k != "req").collect();
         fields.sort();
         let mut s = self.verb.as_str().to_string();
         for (k, v) in fields {
@@ -183,18 +191,21 @@ fn valid_key(k: &str) -> bool {
 
 /// Undoes `%20 %2A %25`; any other `%` sequence is an error.
 pub fn unescape(v: &str) -> Result<String, FrameError> {
-    if !v.contains('%') {
-        return Ok(v.to_string());
-    }
     let mut out = String::with_capacity(v.len());
+    unescape_into(&mut out, v)?;
+    Ok(out)
+}
+
+/// [`unescape`], appending to `out`.
+fn unescape_into(out: &mut String, v: &str) -> Result<(), FrameError> {
     let mut rest = v;
     while let Some(p) = rest.find('%') {
         out.push_str(&rest[..p]);
         let esc = rest.get(p..p + 3).unwrap_or(&rest[p..]);
-        match esc.to_ascii_uppercase().as_str() {
-            "%20" => out.push(' '),
-            "%2A" => out.push('*'),
-            "%25" => out.push('%'),
+        match esc.as_bytes() {
+            b"%20" => out.push(' '),
+            b"%2A" | b"%2a" => out.push('*'),
+            b"%25" => out.push('%'),
             _ => {
                 return Err(FrameError::BadValue(format!(
                     "bad escape {esc:?} in {v:?}: only %20 (space), %2A (*) and %25 (%) are escapes"
@@ -204,7 +215,7 @@ pub fn unescape(v: &str) -> Result<String, FrameError> {
         rest = &rest[(p + 3).min(rest.len())..];
     }
     out.push_str(rest);
-    Ok(out)
+    Ok(())
 }
 
 /// Writes a value with SP, `*` and `%` escaped. Other control characters
@@ -227,7 +238,15 @@ pub fn parse(line: &[u8], checksum_required: bool) -> Result<Request, FrameError
     if line.len() + 1 > MAX_FRAME {
         return Err(FrameError::TooLong);
     }
-    if let Some(pos) = line.iter().position(|b| !(0x20..0x7f).contains(b)) {
+    // A branch-free fold (vectorised) for the common case; find the
+    // offending byte only when there is one.
+    let unprintable = line
+        .iter()
+        .fold(false, |acc, b| acc | !(0x20..0x7f).contains(b));
+    if let Some(pos) = unprintable
+        .then(|| line.iter().position(|b| !(0x20..0x7f).contains(b)))
+        .flatten()
+    {
         return Err(FrameError::Bad(format!(
             "byte 0x{:02X} at position {} is not printable ASCII",
             line[pos],
@@ -236,7 +255,7 @@ pub fn parse(line: &[u8], checksum_required: bool) -> Result<Request, FrameError
     }
     // Printable ASCII only, so this is valid UTF-8.
     let text = std::str::from_utf8(line).map_err(|_| FrameError::Bad("not ASCII".into()))?;
-    let (body, checksummed) = match text.rfind('*') {
+    let (body, checksummed) = match line.iter().rposition(|b| *b == b'*') {
         Some(star) => {
             let hh = &text[star + 1..];
             let given = (hh.len() == 2)
@@ -261,7 +280,8 @@ pub fn parse(line: &[u8], checksum_required: bool) -> Result<Request, FrameError
         }
         None => (text, false),
     };
-    let mut parts = body.split(' ').filter(|p| !p.is_empty());
+    // Printable ASCII only from here: work on bytes, one pass.
+    let mut parts = body.split(|c: char| c == ' ').filter(|p| !p.is_empty());
     let verb_text = parts
         .next()
         .ok_or_else(|| FrameError::Bad("empty frame".into()))?;
@@ -271,11 +291,15 @@ pub fn parse(line: &[u8], checksum_required: bool) -> Result<Request, FrameError
             verb_text.chars().take(32).collect::<String>()
         ))
     })?;
-    let mut fields: Vec<(String, String)> = Vec::new();
+    let mut text = String::with_capacity(body.len());
+    let mut spans: Vec<(u32, u32, u32)> = Vec::with_capacity(8);
     for part in parts {
-        let (k, v) = part
-            .split_once('=')
+        let bytes = part.as_bytes();
+        let eq = bytes
+            .iter()
+            .position(|b| *b == b'=')
             .ok_or_else(|| FrameError::Bad(format!("{part:?} is not key=value")))?;
+        let (k, v) = (&part[..eq], &part[eq + 1..]);
         if !valid_key(k) {
             return Err(FrameError::Bad(format!(
                 "{k:?} is not a key (letters, digits, . _ -)"
@@ -284,23 +308,39 @@ pub fn parse(line: &[u8], checksum_required: bool) -> Result<Request, FrameError
         if v.is_empty() {
             return Err(FrameError::BadValue(format!("{k}= has no value")));
         }
-        let key = k.to_ascii_lowercase();
-        if !repeatable(&key) && fields.iter().any(|(x, _)| *x == key) {
+        let start = text.len();
+        if k.bytes().any(|b| b.is_ascii_uppercase()) {
+            text.push_str(&k.to_ascii_lowercase());
+        } else {
+            text.push_str(k);
+        }
+        let mid = text.len();
+        let key = &text[start..mid];
+        if !repeatable(key)
+            && spans
+                .iter()
+                .any(|&(a, b, _)| &text[a as usize..b as usize] == key)
+        {
             return Err(FrameError::Bad(format!("{key}= appears twice")));
         }
-        fields.push((key, unescape(v)?));
-    }
-    if let Some(req) = fields.iter().find(|(k, _)| k == "req").map(|(_, v)| v) {
-        if req.len() > 64 {
+        if key == "req" && v.len() > 64 {
             return Err(FrameError::BadValue(
                 "req= is longer than 64 characters".into(),
             ));
         }
+        if v.as_bytes().contains(&b'%') {
+            unescape_into(&mut text, v)?;
+        } else {
+            text.push_str(v);
+        }
+        // A frame is at most 1024 bytes, so offsets fit in u32.
+        spans.push((start as u32, mid as u32, text.len() as u32));
     }
     Ok(Request {
         verb,
-        fields,
         checksummed,
+        text,
+        spans,
     })
 }
 

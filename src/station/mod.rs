@@ -76,9 +76,9 @@ pub async fn serve<S: AsyncRead + AsyncWrite>(
                     ),
                 ),
                 Decoded::Frame(f) if f.iter().all(|b| *b == b' ' || *b == b'\r') => continue, // blank line
-                Decoded::Frame(f) => match protocol::parse(&f, required) {
+                Decoded::Frame(f) => match protocol::parse(f, required) {
                     Ok(req) => {
-                        tracing::debug!(station = %station.name, frame = %String::from_utf8_lossy(&f), "request");
+                        tracing::debug!(station = %station.name, verb = req.verb.as_str(), "request");
                         line.handle(station, req).await
                     }
                     Err(e) => e.to_response(),
