@@ -113,9 +113,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin> StationClient<S> {
         loop {
             if let Some(d) = self.dec.next() {
                 match d {
-                    Decoded::Frame(f) if f.is_empty() => continue,
+                    Decoded::Frame([]) => continue,
                     Decoded::Frame(f) => {
-                        return Response::parse(&f)
+                        return Response::parse(f)
                             .map_err(|e| ClientError::BadAnswer(e.to_string()))
                     }
                     Decoded::TooLong => {

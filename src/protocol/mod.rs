@@ -281,7 +281,7 @@ pub fn parse(line: &[u8], checksum_required: bool) -> Result<Request, FrameError
         None => (text, false),
     };
     // Printable ASCII only from here: work on bytes, one pass.
-    let mut parts = body.split(|c: char| c == ' ').filter(|p| !p.is_empty());
+    let mut parts = body.split(' ').filter(|p| !p.is_empty());
     let verb_text = parts
         .next()
         .ok_or_else(|| FrameError::Bad("empty frame".into()))?;
