@@ -51,7 +51,7 @@ fn frames_split_across_many_pushes_are_reassembled() {
     let Some(Decoded::Frame(f)) = d.next() else {
         panic!("no frame")
     };
-    let r = parse(&f, true).unwrap();
+    let r = parse(f, true).unwrap();
     assert_eq!(r.get("lot"), Some("L 1"));
 }
 
