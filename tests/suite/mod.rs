@@ -1,6 +1,7 @@
 mod cli;
 mod crash;
 mod daemon;
+mod docs;
 mod grants;
 mod journal;
 mod migrations;
