@@ -22,6 +22,7 @@ pub mod daemon;
 pub mod gs1;
 pub mod ids;
 pub mod journal;
+pub mod label;
 pub mod line;
 pub mod protocol;
 pub mod station;
