@@ -24,5 +24,6 @@ pub mod ids;
 pub mod journal;
 pub mod label;
 pub mod line;
+pub mod printer;
 pub mod protocol;
 pub mod station;

@@ -202,6 +202,8 @@ pub struct Config {
     pub upstream: Option<Upstream>,
     pub web: Web,
     pub shifts: Vec<Shift>,
+    /// Every template a product names, loaded and checked.
+    pub templates: std::collections::BTreeMap<String, crate::label::Template>,
 }
 
 impl Config {
@@ -275,6 +277,54 @@ impl Config {
             issuers,
         })
     }
+}
+
+/// Templates shipped inside the binary, used when the templates folder
+/// does not have the file (a fresh install, or `linemark demo`).
+pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
+    (
+        "pack-50x30",
+        include_str!("../../label-templates/pack-50x30.toml"),
+    ),
+    (
+        "device-25x15",
+        include_str!("../../label-templates/device-25x15.toml"),
+    ),
+];
+
+/// Loads and checks `dir/name.toml` (or the built-in template of that name
+/// when the file does not exist).
+pub fn load_template(
+    dir: &Path,
+    name: &str,
+    resolver: &str,
+) -> Result<crate::label::Template, String> {
+    let path = dir.join(format!("{name}.toml"));
+    let (text, source) = match std::fs::read_to_string(&path) {
+        Ok(t) => (t, path.display().to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            match BUILTIN_TEMPLATES.iter().find(|(n, _)| *n == name) {
+                Some((_, t)) => (t.to_string(), format!("<built-in {name}>")),
+                None => {
+                    return Err(format!(
+                        "no template {} (and no built-in template {name:?})",
+                        path.display()
+                    ))
+                }
+            }
+        }
+        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+    };
+    let t = crate::label::Template::parse(&text, &source).map_err(|e| e.to_string())?;
+    if t.name != name {
+        return Err(format!(
+            "{source} says name = {:?}, but products refer to it as {name:?}",
+            t.name
+        ));
+    }
+    t.check_codes(&source, resolver)
+        .map_err(|e| e.to_string())?;
+    Ok(t)
 }
 
 /// Reads the development issuer's signing key (64 hex characters), if present.
@@ -483,6 +533,8 @@ impl Validator<'_> {
 
         let ids = self.ids(&raw.ids)?;
 
+        let templates_dir = self.path(&raw.templates_dir);
+        let mut templates = std::collections::BTreeMap::new();
         let mut products: Vec<Product> = Vec::new();
         for (i, p) in raw.products.iter().enumerate() {
             let at = |k| [K("product"), I(i), K(k)];
@@ -503,6 +555,11 @@ impl Validator<'_> {
                 }
             };
             self.name(&at("template"), &p.template)?;
+            if !templates.contains_key(&p.template) {
+                let t = load_template(&templates_dir, &p.template, &raw.resolver)
+                    .map_err(|m| self.err(&at("template"), m))?;
+                templates.insert(p.template.clone(), t);
+            }
             for (j, s) in p.required_steps.iter().enumerate() {
                 self.name(&[K("product"), I(i), K("required_steps"), I(j)], s)?;
             }
@@ -577,7 +634,7 @@ impl Validator<'_> {
             resolver: raw.resolver,
             timezone,
             timezone_name: raw.timezone,
-            templates_dir: self.path(&raw.templates_dir),
+            templates_dir,
             ids,
             products,
             stations,
@@ -585,6 +642,7 @@ impl Validator<'_> {
             upstream,
             web,
             shifts,
+            templates,
         })
     }
 

@@ -17,7 +17,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, StationPort};
 use crate::journal::{Journal, JournalError, JournalOptions};
-use crate::line::{Line, NoPrinters};
+use crate::line::Line;
+use crate::printer;
 use crate::station::{self, StationStats};
 
 /// How long idempotency tokens are kept (SPEC: at least 7 days).
@@ -58,9 +59,24 @@ impl Daemon {
                 "the journal was restored from an older copy; IDs resume past the high-water mark"
             );
         }
-        let line = Line::new(config.clone(), journal.clone(), Arc::new(NoPrinters));
+        let hub = Arc::new(printer::Hub::default());
+        let line = Line::new(config.clone(), journal.clone(), hub.clone());
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        let started_seq = journal
+            .shared()
+            .last_seq
+            .load(std::sync::atomic::Ordering::Acquire);
+        for p in &config.printers {
+            tasks.spawn(printer::run_printer(
+                config.clone(),
+                p.name.clone(),
+                journal.clone(),
+                hub.clone(),
+                started_seq,
+                shutdown.clone(),
+            ));
+        }
         let mut tcp = BTreeMap::new();
         let mut stats = BTreeMap::new();
         for st in &config.stations {

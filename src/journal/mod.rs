@@ -9,6 +9,7 @@
 
 pub mod event;
 pub mod highwater;
+pub mod labels;
 pub mod query;
 pub mod schema;
 pub mod units;

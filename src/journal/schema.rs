@@ -132,6 +132,24 @@ CREATE TABLE meta (
     value TEXT NOT NULL
 ) WITHOUT ROWID;
 "#,
+    // 2: the durable label queue, one FIFO per printer.
+    r#"
+CREATE TABLE label_jobs (
+    job         INTEGER PRIMARY KEY,
+    printer     TEXT NOT NULL,
+    unit_idx    INTEGER NOT NULL,
+    unit        TEXT NOT NULL,
+    template    TEXT NOT NULL,
+    kind        TEXT NOT NULL,       -- final | reprint
+    reason      TEXT,
+    queued_seq  INTEGER NOT NULL,
+    queued_at   TEXT NOT NULL,
+    printed_seq INTEGER,
+    printed_at  TEXT
+);
+CREATE INDEX label_jobs_pending ON label_jobs(printer, job) WHERE printed_seq IS NULL;
+CREATE INDEX label_jobs_unit ON label_jobs(unit_idx);
+"#,
 ];
 
 /// The schema version this build writes.

@@ -50,15 +50,19 @@ fn refuse(code: ErrorCode, msg: impl Into<String>) -> LineError {
 pub trait PrinterStatus: Send + Sync {
     /// (`ready|paused|offline|error`, jobs queued).
     fn printer_state(&self, printer: &str) -> (String, u64);
+    /// A job for `printer` was committed: wake its task.
+    fn job_queued(&self, printer: &str);
 }
 
-/// No printer drivers running: every printer is offline with nothing queued.
+/// No printer drivers running: every printer is offline; jobs stay queued.
 pub struct NoPrinters;
 
 impl PrinterStatus for NoPrinters {
     fn printer_state(&self, _printer: &str) -> (String, u64) {
         ("offline".into(), 0)
     }
+
+    fn job_queued(&self, _printer: &str) {}
 }
 
 /// The line: config, journal, and what STATUS needs to know.
@@ -138,14 +142,19 @@ impl Line {
         };
         let token = req.req().map(str::to_string);
         let fingerprint = req.fingerprint();
-        let station_name = station.name.clone();
+        let st = station.clone();
         let cfg = self.config.clone();
         let result = self
             .journal
-            .write(move |tx| execute(tx, &cfg, &station_name, token, &fingerprint, cmd))
+            .write(move |tx| execute(tx, &cfg, &st, token, &fingerprint, cmd))
             .await;
         match result {
-            Ok(r) => r,
+            Ok(r) => {
+                if let (Some(p), Some(_)) = (&station.printer, r.get("label")) {
+                    self.printers.job_queued(p);
+                }
+                r
+            }
             Err(LineError::Refused(r)) => match r.code {
                 ErrorCode::Route => Response::Err {
                     code: r.code,
@@ -169,11 +178,12 @@ impl Line {
 fn execute(
     tx: &mut WriteTx<'_>,
     cfg: &Config,
-    station: &str,
+    st: &Station,
     token: Option<String>,
     fingerprint: &str,
     cmd: Command,
 ) -> Result<Response, LineError> {
+    let station = st.name.as_str();
     if let Some(req) = &token {
         if let Some((stored_fp, answer)) = tx.stored_answer(station, req)? {
             if stored_fp != fingerprint {
@@ -190,7 +200,7 @@ fn execute(
         }
     }
     let seq_before = tx.seq();
-    let response = apply(tx, cfg, station, cmd)?;
+    let response = apply(tx, cfg, st, cmd)?;
     if let Some(req) = &token {
         let seq = (tx.seq() > seq_before).then(|| tx.seq());
         let answer = String::from_utf8_lossy(&response.to_bytes()).into_owned();
@@ -241,9 +251,10 @@ fn not_scrapped(u: &crate::journal::units::UnitState) -> Result<(), LineError> {
 fn apply(
     tx: &mut WriteTx<'_>,
     cfg: &Config,
-    station: &str,
+    st: &Station,
     cmd: Command,
 ) -> Result<Response, LineError> {
+    let station = st.name.as_str();
     match cmd {
         Command::Alloc {
             product,
@@ -337,8 +348,37 @@ fn apply(
             };
             let ev = record_test(tx, station, &u, kind, &step, pass, &measurements)?;
             tx.set_final(u.idx, pass, ev.seq, &ev.ts)?;
-            Ok(Response::ok())
+            // The label is queued in the same transaction as the FINAL_PASS:
+            // it exists exactly when the pass is durable.
+            match (&st.printer, pass) {
+                (Some(printer), true) => {
+                    let template = template_of(cfg, &u)?;
+                    let (job, _) = tx.queue_label(printer, &unit, &template, station, None)?;
+                    Ok(Response::ok_with([("label", job.to_string())]))
+                }
+                _ => Ok(Response::ok()),
+            }
         }
+        Command::Reprint { unit, reason } => {
+            let u = known_unit(tx, &unit)?;
+            not_scrapped(&u)?;
+            if u.state != "passed" {
+                return Err(refuse(
+                    ErrorCode::Route,
+                    format!("unit {unit} has not passed final test: no label before FINAL PASS"),
+                ));
+            }
+            let printer = st.printer.as_ref().ok_or_else(|| {
+                refuse(
+                    ErrorCode::NotAllowed,
+                    format!("station {station} has no printer configured"),
+                )
+            })?;
+            let template = template_of(cfg, &u)?;
+            let (job, _) = tx.queue_label(printer, &unit, &template, station, Some(&reason))?;
+            Ok(Response::ok_with([("label", job.to_string())]))
+        }
+        Command::Verify { unit, scan } => verify(tx, cfg, station, &unit, &scan),
         Command::Scrap { unit, reason } => {
             let u = known_unit(tx, &unit)?;
             not_scrapped(&u)?;
@@ -351,6 +391,69 @@ fn apply(
             )?;
             tx.set_scrapped(u.idx, ev.seq, &reason)?;
             Ok(Response::ok())
+        }
+    }
+}
+
+fn template_of(cfg: &Config, u: &crate::journal::units::UnitState) -> Result<String, LineError> {
+    cfg.product(&u.product)
+        .map(|p| p.template.clone())
+        .ok_or_else(|| {
+            refuse(
+                ErrorCode::UnknownProduct,
+                format!("product {} is no longer in the config", u.product),
+            )
+        })
+}
+
+/// Compares what a scanner read with the unit's identity. Both outcomes
+/// are journaled; a mismatch is answered `E_MISMATCH` after its commit.
+fn verify(
+    tx: &mut WriteTx<'_>,
+    cfg: &Config,
+    station: &str,
+    unit: &str,
+    scan: &str,
+) -> Result<Response, LineError> {
+    let u = known_unit(tx, unit)?;
+    let level = match u.level.as_str() {
+        "batch" => gs1::Level::Batch,
+        "model" => gs1::Level::Model,
+        _ => gs1::Level::Item,
+    };
+    let gtin = Gtin::parse(&u.gtin)
+        .map_err(|e| LineError::Journal(JournalError::Corrupt(e.to_string())))?;
+    let expected = Identity::for_unit(gtin, level, u.lot.as_deref(), unit);
+    let problem = match gs1::parse_scanned(scan) {
+        Err(e) => Some(format!("the scan is not a GS1 code: {e}")),
+        Ok(found) if found == expected => None,
+        Ok(found) => Some(format!(
+            "label says {}, unit is {}",
+            gs1::hri(&found),
+            gs1::hri(&expected)
+        )),
+    };
+    let uri = gs1::build_uri(&cfg.resolver, &expected);
+    match problem {
+        None => {
+            event(
+                tx,
+                EventType::LabelVerified,
+                station,
+                unit,
+                json!({"scan": scan}),
+            )?;
+            Ok(Response::ok())
+        }
+        Some(p) => {
+            event(
+                tx,
+                EventType::LabelMismatch,
+                station,
+                unit,
+                json!({"scan": scan, "expected": uri, "problem": p}),
+            )?;
+            Ok(Response::err(ErrorCode::Mismatch, p))
         }
     }
 }

@@ -64,6 +64,14 @@ pub enum Command {
         unit: String,
         reason: String,
     },
+    Reprint {
+        unit: String,
+        reason: String,
+    },
+    Verify {
+        unit: String,
+        scan: String,
+    },
 }
 
 /// Normalises a MAC to `AA:BB:CC:DD:EE:FF`: 12 hex digits, optionally
@@ -276,6 +284,18 @@ pub fn command(req: &Request, station: &Station, products: &[Product]) -> Result
             let unit = unit_arg(req, "unit")?;
             let reason = text_value("reason", required(req, "reason")?, 256)?;
             Ok(Command::Scrap { unit, reason })
+        }
+        Verb::Reprint => {
+            no_unknown_fields(req, &["unit", "reason"], &[])?;
+            let unit = unit_arg(req, "unit")?;
+            let reason = text_value("reason", required(req, "reason")?, 256)?;
+            Ok(Command::Reprint { unit, reason })
+        }
+        Verb::Verify => {
+            no_unknown_fields(req, &["unit", "scan"], &[])?;
+            let unit = unit_arg(req, "unit")?;
+            let scan = text_value("scan", required(req, "scan")?, 512)?;
+            Ok(Command::Verify { unit, scan })
         }
         other => Err(Refusal::new(
             ErrorCode::NotAllowed,
