@@ -171,46 +171,59 @@ impl Driver {
     }
 }
 
-/// `~HS`, then the label if the printer can print: any stream (TCP, serial).
-pub async fn zpl_job<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, zpl: &[u8]) -> Result<(), Fault> {
+/// Asks `~HS` and reads the three strings.
+async fn host_status<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+) -> Result<zebra::HostStatus, Fault> {
     let lost = |e: std::io::Error| Fault::new(State::Offline, format!("connection lost: {e}"));
     s.write_all(b"~HS\r\n").await.map_err(lost)?;
     s.flush().await.map_err(lost)?;
     let mut buf = Vec::with_capacity(128);
     let read = async {
         let mut chunk = [0u8; 256];
-        while !zebra::complete(&buf) {
+        while !zebra::complete(&buf) && buf.len() <= 4096 {
             let n = s.read(&mut chunk).await?;
             if n == 0 {
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::UnexpectedEof,
-                    "closed",
+                    "closed by the printer",
                 ));
             }
             buf.extend_from_slice(&chunk[..n]);
-            if buf.len() > 4096 {
-                break;
-            }
         }
         Ok(())
     };
     match tokio::time::timeout(STATUS_TIMEOUT, read).await {
-        Err(_) => {
-            return Err(Fault::new(
-                State::Error,
-                format!("no answer to ~HS within {STATUS_TIMEOUT:?} (a Zebra printer in a fault state answers nothing)"),
-            ))
-        }
-        Ok(Err(e)) => return Err(lost(e)),
-        Ok(Ok(())) => {}
+        Err(_) => Err(Fault::new(
+            State::Error,
+            format!("no answer to ~HS within {STATUS_TIMEOUT:?} (a Zebra printer in a fault state answers nothing)"),
+        )),
+        Ok(Err(e)) => Err(lost(e)),
+        Ok(Ok(())) => zebra::parse(&buf).map_err(|e| Fault::new(State::Error, e)),
     }
-    let status = zebra::parse(&buf).map_err(|e| Fault::new(State::Error, e))?;
+}
+
+/// One job on any stream (TCP, serial): `~HS` and hold on a fault; send
+/// the label; then `~HS` again. The second answer can only come after the
+/// printer read the label's bytes, so it proves the printer took the job
+/// (a write that succeeded only proves the bytes reached our kernel).
+pub async fn zpl_job<S: AsyncRead + AsyncWrite + Unpin>(mut s: S, zpl: &[u8]) -> Result<(), Fault> {
+    let status = host_status(&mut s).await?;
     if let Some(why) = status.hold_reason() {
         return Err(Fault::new(State::Paused, why));
     }
+    let lost = |e: std::io::Error| {
+        Fault::new(
+            State::Offline,
+            format!("connection lost while sending: {e}"),
+        )
+    };
     s.write_all(zpl).await.map_err(lost)?;
     s.flush().await.map_err(lost)?;
-    s.shutdown().await.map_err(lost)?;
+    host_status(&mut s)
+        .await
+        .map_err(|f| Fault::new(f.state, format!("connection lost mid-job: {}", f.reason)))?;
+    let _ = s.shutdown().await;
     Ok(())
 }
 
@@ -439,6 +452,8 @@ pub async fn run_printer(
             Err(f) => {
                 let changed = fault.as_ref().is_none_or(|(old, _)| old.reason != f.reason);
                 if changed {
+                    // A new situation: look again soon.
+                    retry = MIN_RETRY;
                     tracing::warn!(printer = %name, state = f.state.as_str(), reason = %f.reason, job = job.job, "printer fault: labels are held until it clears");
                     journal_fault(&journal, &name, f.state.as_str(), &f.reason, 0.0, job.job).await;
                     let since = fault.as_ref().map_or_else(Instant::now, |(_, s)| *s);

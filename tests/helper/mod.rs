@@ -325,3 +325,124 @@ pub async fn wait_connected(d: &linemark::daemon::Daemon, station: &str) {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+/// How the fake Zebra printer behaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZebraMode {
+    Ready,
+    PaperOut,
+    HeadOpen,
+    Paused,
+    RibbonOut,
+    /// Accepts the connection and never answers `~HS`.
+    Silent,
+    /// Answers `~HS` as ready, then drops the connection mid-job.
+    DropMidJob,
+}
+
+/// A fake Zebra printer on loopback: answers `~HS` per its mode and keeps
+/// every complete label (`^XA ... ^XZ`) it receives, in order.
+pub struct FakeZebra {
+    pub addr: std::net::SocketAddr,
+    pub mode: std::sync::Arc<std::sync::Mutex<ZebraMode>>,
+    pub labels: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl FakeZebra {
+    pub async fn start() -> FakeZebra {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mode = std::sync::Arc::new(std::sync::Mutex::new(ZebraMode::Ready));
+        let labels = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (m, l) = (mode.clone(), labels.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else {
+                    return;
+                };
+                let (m, l) = (m.clone(), l.clone());
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    let mode = *m.lock().unwrap();
+                    let status = |paper_out, paused, head_open, ribbon_out| {
+                        linemark::printer::zebra::answer(linemark::printer::zebra::HostStatus {
+                            paper_out,
+                            paused,
+                            head_open,
+                            ribbon_out,
+                        })
+                    };
+                    loop {
+                        let n = match sock.read(&mut chunk).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        buf.extend_from_slice(&chunk[..n]);
+                        // Handle commands in the order they arrived.
+                        loop {
+                            let hs = find(&buf, b"~HS");
+                            let xa = find(&buf, b"^XA");
+                            match (hs, xa) {
+                                (Some(h), x) if x.is_none_or(|x| h < x) => {
+                                    buf.drain(..h + 3);
+                                    let answer = match mode {
+                                        ZebraMode::Ready | ZebraMode::DropMidJob => {
+                                            status(false, false, false, false)
+                                        }
+                                        ZebraMode::PaperOut => status(true, false, false, false),
+                                        ZebraMode::Paused => status(false, true, false, false),
+                                        ZebraMode::HeadOpen => status(false, false, true, false),
+                                        ZebraMode::RibbonOut => status(false, false, false, true),
+                                        ZebraMode::Silent => continue,
+                                    };
+                                    if sock.write_all(&answer).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                (_, Some(a)) => {
+                                    if mode == ZebraMode::DropMidJob {
+                                        return; // hang up in the middle of the label
+                                    }
+                                    let Some(z) = find(&buf[a..], b"^XZ") else {
+                                        break;
+                                    };
+                                    l.lock().unwrap().push(
+                                        String::from_utf8_lossy(&buf[a..a + z + 3]).into_owned(),
+                                    );
+                                    buf.drain(..a + z + 3);
+                                }
+                                _ => break,
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        FakeZebra { addr, mode, labels }
+    }
+
+    pub fn set(&self, mode: ZebraMode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    pub fn received(&self) -> Vec<String> {
+        self.labels.lock().unwrap().clone()
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The unit ID printed as text in a ZPL label (the `^FD` of a field that
+/// is a 13-character ID).
+pub fn unit_in_zpl(zpl: &str) -> Option<String> {
+    zpl.split("^FD")
+        .filter_map(|f| f.split("^FS").next())
+        .find(|f| f.len() == 13 && linemark::ids::UnitId::parse(f).is_ok())
+        .map(str::to_string)
+}

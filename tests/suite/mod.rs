@@ -4,6 +4,7 @@ mod daemon;
 mod docs;
 mod grants;
 mod journal;
+mod labels;
 mod migrations;
 mod restore;
 mod stations;

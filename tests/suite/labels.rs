@@ -1,0 +1,310 @@
+//! Labels end to end: printed only after a durable FINAL PASS, in order,
+//! through faults of a fake Zebra printer, to a folder, reprinted and
+//! verified.
+
+use std::time::{Duration, Instant};
+
+use crate::helper::{count_events, grant, station_toml, unit_in_zpl, FakeZebra, Line, ZebraMode};
+use linemark::client::StationClient;
+use linemark::daemon::Daemon;
+use linemark::protocol::{ErrorCode, Response};
+
+const VERBS: &[&str] = &[
+    "ALLOC", "RESULT", "FINAL", "REPRINT", "VERIFY", "STATUS", "SCRAP",
+];
+
+fn line_with_printer(url: &str) -> Line {
+    let mut extra = station_toml("t", "tcp://127.0.0.1:0", VERBS, None, "optional");
+    extra += "printer = \"p1\"\n";
+    extra += &format!("\n[[printer]]\nname = \"p1\"\nurl = \"{url}\"\n");
+    let line = Line::with_config(&extra);
+    let j = line.open();
+    j.import_grant_blocking(
+        grant("b1", 1048576, 10_000),
+        &line.config().grant_policy().unwrap(),
+        "t",
+    )
+    .unwrap();
+    line
+}
+
+async fn client(d: &Daemon) -> StationClient<tokio::net::TcpStream> {
+    StationClient::new(
+        tokio::net::TcpStream::connect(d.tcp_addr("t").unwrap())
+            .await
+            .unwrap(),
+        "t",
+    )
+}
+
+/// Allocates a unit and passes its required steps; returns the ID.
+async fn ready_unit(c: &mut StationClient<tokio::net::TcpStream>) -> String {
+    let u = c
+        .request("ALLOC", &[("product", "PACK-48V"), ("lot", "L1")])
+        .await
+        .unwrap()
+        .get("unit")
+        .unwrap()
+        .to_string();
+    for step in ["provision", "functional"] {
+        assert!(c
+            .request(
+                "RESULT",
+                &[("unit", &u), ("step", step), ("status", "PASS")]
+            )
+            .await
+            .unwrap()
+            .is_ok());
+    }
+    u
+}
+
+fn code(r: &Response) -> Option<ErrorCode> {
+    match r {
+        Response::Err { code, .. } => Some(*code),
+        _ => None,
+    }
+}
+
+async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_label_without_a_durable_final_pass() {
+    let out = tempfile::tempdir().unwrap();
+    let line = line_with_printer(&format!("dir://{}", out.path().display()));
+    let d = Daemon::start(line.config()).await.unwrap();
+    let mut c = client(&d).await;
+    let u = ready_unit(&mut c).await;
+    // FINAL FAIL and REPRINT of an unpassed unit print nothing.
+    assert!(c
+        .request("FINAL", &[("unit", &u), ("status", "FAIL")])
+        .await
+        .unwrap()
+        .is_ok());
+    let r = c
+        .request("REPRINT", &[("unit", &u), ("reason", "smudged")])
+        .await
+        .unwrap();
+    assert_eq!(code(&r), Some(ErrorCode::Route));
+    let other = c
+        .request("ALLOC", &[("product", "PACK-48V")])
+        .await
+        .unwrap()
+        .get("unit")
+        .unwrap()
+        .to_string();
+    let r = c
+        .request("FINAL", &[("unit", &other), ("status", "PASS")])
+        .await
+        .unwrap();
+    assert_eq!(code(&r), Some(ErrorCode::Route), "routing gate: no label");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+    // The pass queues exactly one label, written as PNG, PDF and ZPL.
+    let f = c
+        .request("FINAL", &[("unit", &u), ("status", "PASS")])
+        .await
+        .unwrap();
+    assert_eq!(f.get("label"), Some("1"));
+    let png = out.path().join(format!("{u}-1.png"));
+    wait_for("the label files", || {
+        png.exists() && out.path().join(format!("{u}-1.zpl")).exists()
+    })
+    .await;
+    assert!(out.path().join(format!("{u}-1.pdf")).exists());
+    // Reprint keeps the identity and needs a reason.
+    let r = c.request("REPRINT", &[("unit", &u)]).await.unwrap();
+    assert_eq!(code(&r), Some(ErrorCode::BadValue));
+    let r = c
+        .request("REPRINT", &[("unit", &u), ("reason", "label torn")])
+        .await
+        .unwrap();
+    assert_eq!(r.get("label"), Some("2"));
+    wait_for("the reprint", || {
+        out.path().join(format!("{u}-2.png")).exists()
+    })
+    .await;
+    d.shutdown().await;
+    let db = line.db_path();
+    assert_eq!(count_events(&db, "LABEL_QUEUED"), 1);
+    assert_eq!(count_events(&db, "LABEL_REPRINTED"), 1);
+    assert_eq!(count_events(&db, "LABEL_PRINTED"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_compares_the_scan_with_the_unit_and_journals_both_outcomes() {
+    let out = tempfile::tempdir().unwrap();
+    let line = line_with_printer(&format!("dir://{}", out.path().display()));
+    let d = Daemon::start(line.config()).await.unwrap();
+    let mut c = client(&d).await;
+    let u = ready_unit(&mut c).await;
+    c.request("FINAL", &[("unit", &u), ("status", "PASS")])
+        .await
+        .unwrap();
+    let uri = format!("https://id.example.com/01/09506000134352/10/L1/21/{u}");
+    for scan in [
+        uri.clone(),
+        format!("]Q1{uri}"),
+        format!("(01)09506000134352(10)L1(21){u}"),
+        // A raw element string cannot carry its GS separator in a frame
+        // (printable ASCII only): stations send DataMatrix scans bracketed.
+        format!("]d2(01)09506000134352(10)L1(21){u}"),
+        format!("(01) 09506000134352 (10) L1 (21) {u}"),
+    ] {
+        let r = c
+            .request("VERIFY", &[("unit", &u), ("scan", &scan)])
+            .await
+            .unwrap();
+        assert!(r.is_ok(), "{scan:?}: {r:?}");
+    }
+    let wrong = c
+        .request(
+            "VERIFY",
+            &[("unit", &u), ("scan", &uri.replace("/10/L1/", "/10/L2/"))],
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(&wrong), Some(ErrorCode::Mismatch));
+    let garbage = c
+        .request("VERIFY", &[("unit", &u), ("scan", "NOREAD")])
+        .await
+        .unwrap();
+    assert_eq!(code(&garbage), Some(ErrorCode::Mismatch));
+    d.shutdown().await;
+    assert_eq!(count_events(&line.db_path(), "LABEL_VERIFIED"), 5);
+    assert_eq!(
+        count_events(&line.db_path(), "LABEL_MISMATCH"),
+        2,
+        "mismatches are journaled"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zebra_fault_holds_the_queue_and_labels_come_out_in_final_pass_order() {
+    let zebra = FakeZebra::start().await;
+    zebra.set(ZebraMode::PaperOut);
+    let line = line_with_printer(&format!("zpl+tcp://{}", zebra.addr));
+    let d = Daemon::start(line.config()).await.unwrap();
+    let mut c = client(&d).await;
+    let mut order = Vec::new();
+    for _ in 0..3 {
+        let u = ready_unit(&mut c).await;
+        assert!(c
+            .request("FINAL", &[("unit", &u), ("status", "PASS")])
+            .await
+            .unwrap()
+            .is_ok());
+        order.push(u);
+    }
+    wait_for("a paused printer in STATUS", || true).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let st = c.request("STATUS", &[]).await.unwrap();
+        if st.get("printer") == Some("paused") && st.get("queued") == Some("3") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "STATUS never showed the held queue: {st:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Every fault kind in turn: nothing prints, each fault is journaled.
+    let db = line.db_path();
+    let journaled = |want: &str| {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        let n: i64 = c
+            .query_row(
+                "SELECT COUNT(*) FROM events WHERE type = 'PRINTER_FAULT' AND json_extract(data, '$.reason') LIKE ?1",
+                [format!("%{want}%")],
+                |r| r.get(0),
+            )
+            .unwrap();
+        n > 0
+    };
+    for (mode, reason) in [
+        (ZebraMode::HeadOpen, "head open"),
+        (ZebraMode::RibbonOut, "ribbon out"),
+        (ZebraMode::Paused, "paused"),
+        (ZebraMode::Silent, "no answer to ~HS"),
+        (ZebraMode::DropMidJob, "connection lost"),
+    ] {
+        zebra.set(mode);
+        wait_for(reason, || journaled(reason)).await;
+        assert!(zebra.received().is_empty(), "{mode:?}: a label came out");
+    }
+    zebra.set(ZebraMode::Ready);
+    wait_for("three labels", || zebra.received().len() >= 3).await;
+    let printed: Vec<String> = zebra
+        .received()
+        .iter()
+        .filter_map(|z| unit_in_zpl(z))
+        .collect();
+    assert_eq!(printed, order, "labels in FINAL PASS order");
+    d.shutdown().await;
+    let c = rusqlite::Connection::open(line.db_path()).unwrap();
+    let reasons: Vec<String> = c
+        .prepare("SELECT json_extract(data, '$.reason') FROM events WHERE type = 'PRINTER_FAULT'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for want in [
+        "paper out",
+        "head open",
+        "ribbon out",
+        "paused",
+        "no answer to ~HS",
+        "connection lost",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(want)),
+            "{want:?} not journaled: {reasons:?}"
+        );
+    }
+    assert_eq!(
+        count_events(&line.db_path(), "LABEL_PRINTED"),
+        3,
+        "nothing lost, nothing doubled in the journal"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_left_at_a_stop_are_sent_after_the_restart_and_the_event_says_so() {
+    let zebra = FakeZebra::start().await;
+    zebra.set(ZebraMode::PaperOut);
+    let line = line_with_printer(&format!("zpl+tcp://{}", zebra.addr));
+    let d = Daemon::start(line.config()).await.unwrap();
+    let mut c = client(&d).await;
+    let u = ready_unit(&mut c).await;
+    assert!(c
+        .request("FINAL", &[("unit", &u), ("status", "PASS")])
+        .await
+        .unwrap()
+        .is_ok());
+    d.shutdown().await;
+    zebra.set(ZebraMode::Ready);
+    let d = Daemon::start(line.config()).await.unwrap();
+    wait_for("the held label", || !zebra.received().is_empty()).await;
+    d.shutdown().await;
+    let c = rusqlite::Connection::open(line.db_path()).unwrap();
+    let after: bool = c
+        .query_row(
+            "SELECT json_extract(data, '$.after_restart') FROM events WHERE type = 'LABEL_PRINTED'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(after);
+    assert_eq!(
+        unit_in_zpl(&zebra.received()[0]).as_deref(),
+        Some(u.as_str())
+    );
+}
