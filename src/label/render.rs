@@ -183,9 +183,9 @@ pub fn zpl(l: &Layout) -> Vec<u8> {
                     Align::Center => 'C',
                     Align::Right => 'R',
                 };
-                let _ = write!(
+                let _ = writeln!(
                     s,
-                    "^FO{x},{y}^A0N,{height},{height}^FB{width},1,0,{j},0^FH_^FD{}^FS\n",
+                    "^FO{x},{y}^A0N,{height},{height}^FB{width},1,0,{j},0^FH_^FD{}^FS",
                     zpl_field(text)
                 );
             }
