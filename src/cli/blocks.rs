@@ -53,7 +53,7 @@ pub fn run(config: &Path, cmd: BlocksCommand) -> Result<(), CliError> {
     }
 }
 
-fn import(cfg: &Config, grant: Grant, source: &str) -> Result<(), CliError> {
+pub(crate) fn import(cfg: &Config, grant: Grant, source: &str) -> Result<(), CliError> {
     let policy = cfg.grant_policy().map_err(CliError::input)?;
     // Check what needs no journal first, so a bad file never opens it.
     grant
@@ -127,6 +127,26 @@ fn list(cfg: &Config, json: bool) -> Result<(), CliError> {
 }
 
 fn dev_grant(cfg: &Config, count: u64, out: Option<PathBuf>) -> Result<(), CliError> {
+    let grant = sign_dev_grant(cfg, count)?;
+    let out = out.unwrap_or_else(|| {
+        cfg.data_dir
+            .join("grants")
+            .join(format!("dev-{}.json", grant.block_id))
+    });
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| CliError::runtime(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let text = serde_json::to_string_pretty(&grant).map_err(CliError::runtime)?;
+    std::fs::write(&out, text + "\n")
+        .map_err(|e| CliError::runtime(format!("cannot write {}: {e}", out.display())))?;
+    println!("development grant written to {}", out.display());
+    import(cfg, grant, &out.display().to_string())
+}
+
+/// Makes (once) the development issuer key under the data dir and signs a
+/// grant of `count` IDs for this line, after every block already held.
+pub(crate) fn sign_dev_grant(cfg: &Config, count: u64) -> Result<Grant, CliError> {
     if !cfg.ids.allow_dev_grants {
         return Err(CliError::input(format!(
             "refused: development grants are off (ids.allow_dev_grants = false in {}); a production line imports grants from the central authority",
@@ -173,20 +193,7 @@ fn dev_grant(cfg: &Config, count: u64, out: Option<PathBuf>) -> Result<(), CliEr
         signature: String::new(),
     };
     grant.sign(&key);
-    let out = out.unwrap_or_else(|| {
-        cfg.data_dir
-            .join("grants")
-            .join(format!("dev-{}.json", grant.block_id))
-    });
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| CliError::runtime(format!("cannot create {}: {e}", dir.display())))?;
-    }
-    let text = serde_json::to_string_pretty(&grant).map_err(CliError::runtime)?;
-    std::fs::write(&out, text + "\n")
-        .map_err(|e| CliError::runtime(format!("cannot write {}: {e}", out.display())))?;
-    println!("development grant written to {}", out.display());
-    import(cfg, grant, &out.display().to_string())
+    Ok(grant)
 }
 
 fn make_dev_key(path: &Path) -> Result<ed25519_dalek::SigningKey, CliError> {

@@ -8,7 +8,9 @@
 mod backup;
 mod blocks;
 mod check_config;
+mod demo;
 mod journal;
+mod label;
 mod run;
 mod unit;
 
@@ -50,6 +52,18 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the daemon: serve the configured stations until SIGTERM/SIGINT.
     Run,
+    /// Run a whole simulated shift on the built-in default config.
+    Demo {
+        /// Units to build.
+        #[arg(long, default_value_t = 200)]
+        units: u64,
+        /// Folder for the demo's config, journal and labels.
+        #[arg(long, default_value = "demo-out")]
+        out: PathBuf,
+    },
+    /// Labels: preview a template.
+    #[command(subcommand)]
+    Label(label::LabelCommand),
     /// Validate the configuration file and print a summary.
     CheckConfig,
     /// Block grants: import, list, make a development grant.
@@ -136,6 +150,8 @@ pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
 pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Run => run::run(&cli.config),
+        Command::Demo { units, out } => demo::run(units, &out),
+        Command::Label(c) => label::run(&cli.config, c),
         Command::CheckConfig => check_config::run(&cli.config),
         Command::Blocks(c) => blocks::run(&cli.config, c),
         Command::Unit(c) => unit::run(&cli.config, c),

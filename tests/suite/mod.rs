@@ -1,6 +1,7 @@
 mod cli;
 mod crash;
 mod daemon;
+mod demo;
 mod docs;
 mod grants;
 mod journal;
