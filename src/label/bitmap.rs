@@ -42,54 +42,103 @@ impl Bitmap {
             && self.data[y as usize * self.stride + (x / 8) as usize] & (0x80 >> (x % 8)) != 0
     }
 
-    /// Fills `[x, x+w) x [y, y+h)`, clipped to the bitmap.
+    /// Fills `[x, x+w) x [y, y+h)`, clipped to the bitmap, a byte at a time.
     pub fn fill(&mut self, x: u32, y: u32, w: u32, h: u32) {
+        let (x0, x1) = (x.min(self.width) as usize, (x + w).min(self.width) as usize);
+        if x0 >= x1 {
+            return;
+        }
+        let (b0, b1) = (x0 / 8, (x1 - 1) / 8);
+        let first = 0xffu8 >> (x0 % 8);
+        let last = 0xffu8 << (7 - (x1 - 1) % 8);
         for yy in y..(y + h).min(self.height) {
-            for xx in x..(x + w).min(self.width) {
-                self.set(xx, yy);
+            let row = &mut self.data[yy as usize * self.stride..(yy as usize + 1) * self.stride];
+            if b0 == b1 {
+                row[b0] |= first & last;
+            } else {
+                row[b0] |= first;
+                for b in &mut row[b0 + 1..b1] {
+                    *b = 0xff;
+                }
+                row[b1] |= last;
             }
         }
     }
 }
 
-/// The font, parsed once per call site (parsing is a few microseconds).
-pub fn font() -> Option<FontRef<'static>> {
-    FontRef::try_from_slice(FONT_TTF).ok()
+/// The font, parsed once.
+pub fn font() -> Option<&'static FontRef<'static>> {
+    static FONT: std::sync::OnceLock<Option<FontRef<'static>>> = std::sync::OnceLock::new();
+    FONT.get_or_init(|| FontRef::try_from_slice(FONT_TTF).ok())
+        .as_ref()
+}
+
+/// A rasterised glyph: advance and the dots it sets, relative to the pen
+/// position on the baseline.
+struct Glyph {
+    advance: f32,
+    dots: Vec<(i32, i32)>,
+}
+
+thread_local! {
+    /// Glyphs by (character, em size in dots): labels repeat the same few.
+    static GLYPHS: std::cell::RefCell<std::collections::HashMap<(char, u32), std::rc::Rc<Glyph>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
+}
+
+fn glyph(f: &FontRef<'static>, c: char, height: u32) -> std::rc::Rc<Glyph> {
+    GLYPHS.with(|cache| {
+        if let Some(g) = cache.borrow().get(&(c, height)) {
+            return g.clone();
+        }
+        let scale = PxScale::from(height as f32);
+        let id = f.glyph_id(c);
+        let advance = f.as_scaled(scale).h_advance(id);
+        let mut dots = Vec::new();
+        // Rasterise at the origin; a pixel is set where coverage >= 1/2.
+        if let Some(outline) =
+            f.outline_glyph(id.with_scale_and_position(scale, ab_glyph::point(0.0, 0.0)))
+        {
+            let b = outline.px_bounds();
+            outline.draw(|gx, gy, cov| {
+                if cov >= 0.5 {
+                    dots.push((b.min.x as i32 + gx as i32, b.min.y as i32 + gy as i32));
+                }
+            });
+        }
+        let g = std::rc::Rc::new(Glyph { advance, dots });
+        let mut c_ = cache.borrow_mut();
+        if c_.len() > 4096 {
+            c_.clear();
+        }
+        c_.insert((c, height), g.clone());
+        g
+    })
 }
 
 /// Width in dots of `text` at an em size of `height` dots.
 pub fn text_width(text: &str, height: u32) -> u32 {
     let Some(f) = font() else { return 0 };
-    let sf = f.as_scaled(PxScale::from(height as f32));
     text.chars()
-        .map(|c| sf.h_advance(f.glyph_id(c)))
+        .map(|c| glyph(f, c, height).advance)
         .sum::<f32>()
         .ceil() as u32
 }
 
-/// Draws `text` with its em box's top-left at (x, y); a pixel is set where
-/// the glyph covers at least half of it.
+/// Draws `text` with its em box's top-left at (x, y).
 pub fn draw_text(bm: &mut Bitmap, x: u32, y: u32, height: u32, text: &str) {
     let Some(f) = font() else { return };
-    let scale = PxScale::from(height as f32);
-    let sf = f.as_scaled(scale);
-    let baseline = y as f32 + sf.ascent();
+    let baseline = (y as f32 + f.as_scaled(PxScale::from(height as f32)).ascent()).round() as i64;
     let mut pen = x as f32;
     for c in text.chars() {
-        let id = f.glyph_id(c);
-        let glyph = id.with_scale_and_position(scale, ab_glyph::point(pen, baseline));
-        pen += sf.h_advance(id);
-        if let Some(outline) = f.outline_glyph(glyph) {
-            let b = outline.px_bounds();
-            outline.draw(|gx, gy, cov| {
-                if cov >= 0.5 {
-                    let px = b.min.x as i64 + i64::from(gx);
-                    let py = b.min.y as i64 + i64::from(gy);
-                    if px >= 0 && py >= 0 {
-                        bm.set(px as u32, py as u32);
-                    }
-                }
-            });
+        let g = glyph(f, c, height);
+        let px = pen.round() as i64;
+        for (dx, dy) in &g.dots {
+            let (gx, gy) = (px + i64::from(*dx), baseline + i64::from(*dy));
+            if gx >= 0 && gy >= 0 {
+                bm.set(gx as u32, gy as u32);
+            }
         }
+        pen += g.advance;
     }
 }

@@ -18,21 +18,23 @@ impl Matrix {
     }
 }
 
-/// The QR code of `data`.
+/// The QR code of `data` (byte mode for a URI; fast_qr, chosen by the
+/// benchmark in BENCHMARKS.md).
 pub fn qr(data: &str, ec: Ec) -> Result<Matrix, LabelError> {
     let level = match ec {
-        Ec::L => qrcode::EcLevel::L,
-        Ec::M => qrcode::EcLevel::M,
-        Ec::Q => qrcode::EcLevel::Q,
-        Ec::H => qrcode::EcLevel::H,
+        Ec::L => fast_qr::ECL::L,
+        Ec::M => fast_qr::ECL::M,
+        Ec::Q => fast_qr::ECL::Q,
+        Ec::H => fast_qr::ECL::H,
     };
-    let code = qrcode::QrCode::with_error_correction_level(data.as_bytes(), level)
-        .map_err(|e| LabelError::Encode(format!("QR code of {} bytes: {e}", data.len())))?;
-    let width = code.width();
-    let bits = code
-        .to_colors()
-        .into_iter()
-        .map(|c| c == qrcode::Color::Dark)
+    let code = fast_qr::QRBuilder::new(data.as_bytes())
+        .ecl(level)
+        .build()
+        .map_err(|e| LabelError::Encode(format!("QR code of {} bytes: {e:?}", data.len())))?;
+    let width = code.size;
+    let bits = code.data[..width * width]
+        .iter()
+        .map(|m| m.value())
         .collect();
     Ok(Matrix {
         width,

@@ -116,6 +116,7 @@ pub fn png(l: &Layout) -> Result<Vec<u8>, LabelError> {
         let mut enc = png::Encoder::new(&mut out, bm.width, bm.height);
         enc.set_color(png::ColorType::Grayscale);
         enc.set_depth(png::BitDepth::One);
+        enc.set_compression(png::Compression::Fast);
         let ppm = (f64::from(l.dpi) / 0.0254).round() as u32;
         enc.set_pixel_dims(Some(png::PixelDimensions {
             xppu: ppm,
@@ -165,8 +166,11 @@ pub fn zpl(l: &Layout) -> Vec<u8> {
                 let bm = code_bitmap(matrix, *module);
                 let total = bm.data.len();
                 let _ = write!(s, "^FO{x},{y}^GFA,{total},{total},{},", bm.stride);
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                s.reserve(total * 2);
                 for b in &bm.data {
-                    let _ = write!(s, "{b:02X}");
+                    s.push(HEX[(b >> 4) as usize] as char);
+                    s.push(HEX[(b & 15) as usize] as char);
                 }
                 s.push_str("^FS\n");
             }
@@ -208,7 +212,7 @@ pub fn pdf(l: &Layout) -> Vec<u8> {
     let dpmm = f64::from(l.dpi) / 25.4;
     let pt = |dots: f64| Pt::from(Mm((dots / dpmm) as f32));
     let h = l.height as f64;
-    let rect = |x: f64, y: f64, w: f64, hh: f64| -> Op {
+    let ring = |x: f64, y: f64, w: f64, hh: f64| -> PolygonRing {
         let p = |px: f64, py: f64| printpdf::LinePoint {
             p: Point {
                 x: pt(px),
@@ -216,11 +220,14 @@ pub fn pdf(l: &Layout) -> Vec<u8> {
             },
             bezier: false,
         };
+        PolygonRing {
+            points: vec![p(x, y), p(x + w, y), p(x + w, y + hh), p(x, y + hh)],
+        }
+    };
+    let rect = |x: f64, y: f64, w: f64, hh: f64| -> Op {
         Op::DrawPolygon {
             polygon: Polygon {
-                rings: vec![PolygonRing {
-                    points: vec![p(x, y), p(x + w, y), p(x + w, y + hh), p(x, y + hh)],
-                }],
+                rings: vec![ring(x, y, w, hh)],
                 mode: PaintMode::Fill,
                 winding_order: WindingOrder::NonZero,
             },
@@ -248,7 +255,9 @@ pub fn pdf(l: &Layout) -> Vec<u8> {
                 matrix,
                 ..
             } => {
+                // One path of many rectangles: one fill for the whole symbol.
                 let m = f64::from(*module);
+                let mut rings = Vec::new();
                 for my in 0..matrix.height {
                     let mut mx = 0;
                     while mx < matrix.width {
@@ -260,7 +269,7 @@ pub fn pdf(l: &Layout) -> Vec<u8> {
                         while mx < matrix.width && matrix.get(mx, my) {
                             mx += 1;
                         }
-                        ops.push(rect(
+                        rings.push(ring(
                             f64::from(*x) + start as f64 * m,
                             f64::from(*y) + my as f64 * m,
                             (mx - start) as f64 * m,
@@ -268,6 +277,13 @@ pub fn pdf(l: &Layout) -> Vec<u8> {
                         ));
                     }
                 }
+                ops.push(Op::DrawPolygon {
+                    polygon: Polygon {
+                        rings,
+                        mode: PaintMode::Fill,
+                        winding_order: WindingOrder::NonZero,
+                    },
+                });
             }
             Item::Text {
                 x,
