@@ -308,3 +308,122 @@ async fn jobs_left_at_a_stop_are_sent_after_the_restart_and_the_event_says_so() 
         Some(u.as_str())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_the_final_pass_commit_and_the_print_loses_no_label() {
+    let zebra = FakeZebra::start().await;
+    zebra.set(ZebraMode::PaperOut); // the job is committed but cannot print yet
+    let line = line_with_printer(&format!("zpl+tcp://{}", zebra.addr));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(line.config_path())
+        .unwrap()
+        .replace("tcp://127.0.0.1:0", &format!("tcp://127.0.0.1:{port}"));
+    line.write_config(&text);
+    let spawn = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_linemark"))
+            .args(["run", "--config"])
+            .arg(line.config_path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut daemon = spawn();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sock = loop {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(s) => break s,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let mut c = StationClient::new(sock, "t");
+    let u = ready_unit(&mut c).await;
+    assert_eq!(
+        c.request("FINAL", &[("unit", &u), ("status", "PASS")])
+            .await
+            .unwrap()
+            .get("label"),
+        Some("1")
+    );
+    daemon.kill().unwrap(); // SIGKILL: no clean stop
+    daemon.wait().unwrap();
+    assert!(zebra.received().is_empty());
+    zebra.set(ZebraMode::Ready);
+    let mut daemon = spawn();
+    wait_for("the label after the crash", || !zebra.received().is_empty()).await;
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    assert_eq!(
+        unit_in_zpl(&zebra.received()[0]).as_deref(),
+        Some(u.as_str())
+    );
+    assert_eq!(zebra.received().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zpl_over_a_serial_port_checks_status_and_prints() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("zebra");
+    let pty = crate::helper::Pty::new(&link);
+    let line = line_with_printer(&format!("zpl+serial://{}?baud=9600", link.display()));
+    // The printer side of the serial cable: paper out first, then ready.
+    let mut master = pty.master;
+    let (got_tx, mut got) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let mut asked = 0;
+        loop {
+            let n = match master.read(&mut chunk).await {
+                Ok(0) | Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+                Ok(n) => n,
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            while let Some(p) = buf.windows(3).position(|w| w == b"~HS") {
+                let before = String::from_utf8_lossy(&buf[..p]).into_owned();
+                if before.contains("^XZ") {
+                    let _ = got_tx.send(before);
+                }
+                buf.drain(..p + 3);
+                asked += 1;
+                let st = linemark::printer::zebra::HostStatus {
+                    paper_out: asked == 1,
+                    ..Default::default()
+                };
+                let _ = master
+                    .write_all(&linemark::printer::zebra::answer(st))
+                    .await;
+            }
+        }
+    });
+    let d = Daemon::start(line.config()).await.unwrap();
+    let mut c = client(&d).await;
+    let u = ready_unit(&mut c).await;
+    assert!(c
+        .request("FINAL", &[("unit", &u), ("status", "PASS")])
+        .await
+        .unwrap()
+        .is_ok());
+    let zpl = tokio::time::timeout(Duration::from_secs(20), got.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(unit_in_zpl(&zpl).as_deref(), Some(u.as_str()));
+    d.shutdown().await;
+    assert_eq!(
+        count_events(&line.db_path(), "PRINTER_FAULT"),
+        2,
+        "paper out, then its end"
+    );
+}
