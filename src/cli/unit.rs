@@ -54,11 +54,7 @@ fn print_view(v: &UnitView, resolver: &str) {
     if let Some(lot) = &v.lot {
         println!("lot       {lot}");
     }
-    let level = match v.level.as_str() {
-        "batch" => Level::Batch,
-        "model" => Level::Model,
-        _ => Level::Item,
-    };
+    let level = Level::parse(&v.level).unwrap_or(Level::Item);
     if let Ok(gtin) = Gtin::parse(&v.gtin) {
         let id = Identity::for_unit(gtin, level, v.lot.as_deref(), &v.unit);
         println!("uri       {}", gs1::build_uri(resolver, &id));

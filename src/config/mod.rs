@@ -543,17 +543,12 @@ impl Validator<'_> {
                 return Err(self.err(&at("key"), format!("product {:?} is defined twice", p.key)));
             }
             let gtin = Gtin::parse(&p.gtin).map_err(|e| self.err(&at("gtin"), e.to_string()))?;
-            let level = match p.level.as_str() {
-                "item" => Level::Item,
-                "batch" => Level::Batch,
-                "model" => Level::Model,
-                other => {
-                    return Err(self.err(
-                        &at("level"),
-                        format!("{other:?} must be item, batch or model"),
-                    ))
-                }
-            };
+            let level = Level::parse(&p.level).ok_or_else(|| {
+                self.err(
+                    &at("level"),
+                    format!("{:?} must be item, batch or model", p.level),
+                )
+            })?;
             self.name(&at("template"), &p.template)?;
             if !templates.contains_key(&p.template) {
                 let t = load_template(&templates_dir, &p.template, &raw.resolver)

@@ -30,6 +30,16 @@ pub enum Level {
 }
 
 impl Level {
+    /// `item`, `batch` or `model`.
+    pub fn parse(s: &str) -> Option<Level> {
+        match s {
+            "item" => Some(Level::Item),
+            "batch" => Some(Level::Batch),
+            "model" => Some(Level::Model),
+            _ => None,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Level::Item => "item",

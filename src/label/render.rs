@@ -39,7 +39,7 @@ impl Format {
 pub fn render(l: &Layout, f: Format) -> Result<Vec<u8>, LabelError> {
     match f {
         Format::Png => png(l),
-        Format::Pdf => Ok(pdf(l)),
+        Format::Pdf => pdf(l),
         Format::Zpl => Ok(zpl(l)),
     }
 }
@@ -203,51 +203,41 @@ pub fn zpl(l: &Layout) -> Vec<u8> {
 }
 
 /// PDF: one page the size of the label; dark modules merged into runs per
-/// row and drawn as filled rectangles; text in Courier.
-pub fn pdf(l: &Layout) -> Vec<u8> {
-    use printpdf::{
-        BuiltinFont, Color, Mm, Op, PaintMode, PdfDocument, PdfPage, PdfSaveOptions, Point,
-        Polygon, PolygonRing, Pt, Rgb, TextItem, WindingOrder,
-    };
+/// row and drawn as one filled path per symbol; text in Courier.
+pub fn pdf(l: &Layout) -> Result<Vec<u8>, LabelError> {
+    use printpdf::path::{PaintMode, WindingOrder};
+    use printpdf::{BuiltinFont, Color, Mm, PdfDocument, Point, Polygon, Rgb};
     let dpmm = f64::from(l.dpi) / 25.4;
-    let pt = |dots: f64| Pt::from(Mm((dots / dpmm) as f32));
-    let h = l.height as f64;
-    let ring = |x: f64, y: f64, w: f64, hh: f64| -> PolygonRing {
-        let p = |px: f64, py: f64| printpdf::LinePoint {
-            p: Point {
-                x: pt(px),
-                y: pt(h - py),
-            },
-            bezier: false,
-        };
-        PolygonRing {
-            points: vec![p(x, y), p(x + w, y), p(x + w, y + hh), p(x, y + hh)],
-        }
+    let mm = |dots: f64| Mm((dots / dpmm) as f32);
+    let h = f64::from(l.height);
+    let ring = |x: f64, y: f64, w: f64, hh: f64| -> Vec<(Point, bool)> {
+        let p = |px: f64, py: f64| (Point::new(mm(px), mm(h - py)), false);
+        vec![p(x, y), p(x + w, y), p(x + w, y + hh), p(x, y + hh)]
     };
-    let rect = |x: f64, y: f64, w: f64, hh: f64| -> Op {
-        Op::DrawPolygon {
-            polygon: Polygon {
-                rings: vec![ring(x, y, w, hh)],
-                mode: PaintMode::Fill,
-                winding_order: WindingOrder::NonZero,
-            },
-        }
+    let fill = |rings: Vec<Vec<(Point, bool)>>| Polygon {
+        rings,
+        mode: PaintMode::Fill,
+        winding_order: WindingOrder::NonZero,
     };
-    let black = Color::Rgb(Rgb {
-        r: 0.0,
-        g: 0.0,
-        b: 0.0,
-        icc_profile: None,
-    });
-    let mut ops = vec![Op::SetFillColor { col: black }];
+    let (doc, page, layer) = PdfDocument::new(
+        "linemark label",
+        Mm(l.width_mm as f32),
+        Mm(l.height_mm as f32),
+        "label",
+    );
+    let layer = doc.get_page(page).get_layer(layer);
+    let font = doc
+        .add_builtin_font(BuiltinFont::Courier)
+        .map_err(|e| LabelError::Output(e.to_string()))?;
+    layer.set_fill_color(Color::Rgb(Rgb::new(0.0, 0.0, 0.0, None)));
     for item in &l.items {
         match item {
-            Item::Rect { x, y, w, h } => ops.push(rect(
+            Item::Rect { x, y, w, h } => layer.add_polygon(fill(vec![ring(
                 f64::from(*x),
                 f64::from(*y),
                 f64::from(*w),
                 f64::from(*h),
-            )),
+            )])),
             Item::Code {
                 x,
                 y,
@@ -277,13 +267,7 @@ pub fn pdf(l: &Layout) -> Vec<u8> {
                         ));
                     }
                 }
-                ops.push(Op::DrawPolygon {
-                    polygon: Polygon {
-                        rings,
-                        mode: PaintMode::Fill,
-                        winding_order: WindingOrder::NonZero,
-                    },
-                });
+                layer.add_polygon(fill(rings));
             }
             Item::Text {
                 x,
@@ -296,29 +280,18 @@ pub fn pdf(l: &Layout) -> Vec<u8> {
                 // Courier advances 0.6 em per character.
                 let tw = (0.6 * f64::from(*height) * text.chars().count() as f64) as u32;
                 let tx = text_x(*x, *width, *align, tw);
-                let size = pt(f64::from(*height));
-                ops.push(Op::StartTextSection);
-                ops.push(Op::SetFontSizeBuiltinFont {
-                    size,
-                    font: BuiltinFont::Courier,
-                });
-                ops.push(Op::SetTextCursor {
-                    pos: Point {
-                        x: pt(f64::from(tx)),
-                        y: pt(h - f64::from(*y) - 0.78 * f64::from(*height)),
-                    },
-                });
-                ops.push(Op::WriteTextBuiltinFont {
-                    items: vec![TextItem::Text(text.clone())],
-                    font: BuiltinFont::Courier,
-                });
-                ops.push(Op::EndTextSection);
+                let size_pt = (f64::from(*height) / dpmm * 72.0 / 25.4) as f32;
+                let baseline = h - f64::from(*y) - 0.78 * f64::from(*height);
+                layer.use_text(
+                    text.clone(),
+                    size_pt,
+                    mm(f64::from(tx)),
+                    mm(baseline),
+                    &font,
+                );
             }
         }
     }
-    let page = PdfPage::new(Mm(l.width_mm as f32), Mm(l.height_mm as f32), ops);
-    let mut doc = PdfDocument::new("linemark label");
-    doc.with_pages(vec![page]);
-    let mut warnings = Vec::new();
-    doc.save(&PdfSaveOptions::default(), &mut warnings)
+    doc.save_to_bytes()
+        .map_err(|e| LabelError::Output(e.to_string()))
 }

@@ -147,7 +147,7 @@ fn png_is_1_bit_at_the_printers_resolution() {
 #[test]
 fn pdf_page_is_the_label_size() {
     let t = template("pack-50x30");
-    let pdf = render::pdf(&layout(&t, &data(Some("L1"))).unwrap());
+    let pdf = render::pdf(&layout(&t, &data(Some("L1"))).unwrap()).unwrap();
     let doc = lopdf::Document::load_mem(&pdf).unwrap();
     let pages = doc.get_pages();
     assert_eq!(pages.len(), 1);

@@ -416,11 +416,7 @@ fn verify(
     scan: &str,
 ) -> Result<Response, LineError> {
     let u = known_unit(tx, unit)?;
-    let level = match u.level.as_str() {
-        "batch" => gs1::Level::Batch,
-        "model" => gs1::Level::Model,
-        _ => gs1::Level::Item,
-    };
+    let level = gs1::Level::parse(&u.level).unwrap_or(gs1::Level::Item);
     let gtin = Gtin::parse(&u.gtin)
         .map_err(|e| LineError::Journal(JournalError::Corrupt(e.to_string())))?;
     let expected = Identity::for_unit(gtin, level, u.lot.as_deref(), unit);

@@ -336,11 +336,7 @@ pub fn render_job(
         .templates
         .get(&job.template)
         .ok_or_else(|| format!("template {} is no longer configured", job.template))?;
-    let level = match job.level.as_str() {
-        "batch" => Level::Batch,
-        "model" => Level::Model,
-        _ => Level::Item,
-    };
+    let level = Level::parse(&job.level).unwrap_or(Level::Item);
     let date = job
         .allocated_at
         .parse::<jiff::Timestamp>()

@@ -427,3 +427,77 @@ async fn zpl_over_a_serial_port_checks_status_and_prints() {
         "paper out, then its end"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cups_printers_get_the_pdf_through_lp() {
+    use std::os::unix::fs::PermissionsExt;
+    // A stand-in for CUPS' `lp`: records its arguments and the PDF on stdin.
+    let bin = tempfile::tempdir().unwrap();
+    let spool = bin.path().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let lp = bin.path().join("lp");
+    std::fs::write(
+        &lp,
+        format!(
+            "#!/bin/sh\necho \"$@\" > {0}/args\ncat > {0}/job.pdf\n",
+            spool.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&lp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let line = line_with_printer("cups://Zebra_ZT410");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let text = std::fs::read_to_string(line.config_path())
+        .unwrap()
+        .replace("tcp://127.0.0.1:0", &format!("tcp://127.0.0.1:{port}"));
+    line.write_config(&text);
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_linemark"))
+        .args(["run", "--config"])
+        .arg(line.config_path())
+        .env("PATH", path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let sock = loop {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(s) => break s,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    let mut c = StationClient::new(sock, "t");
+    let u = ready_unit(&mut c).await;
+    assert!(c
+        .request("FINAL", &[("unit", &u), ("status", "PASS")])
+        .await
+        .unwrap()
+        .is_ok());
+    wait_for("a PDF handed to lp", || {
+        spool
+            .join("job.pdf")
+            .metadata()
+            .is_ok_and(|m| m.len() > 100)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    daemon.kill().unwrap();
+    daemon.wait().unwrap();
+    let args = std::fs::read_to_string(spool.join("args")).unwrap();
+    assert!(args.starts_with("-d Zebra_ZT410 -t linemark-"), "{args}");
+    let pdf = std::fs::read(spool.join("job.pdf")).unwrap();
+    assert!(lopdf::Document::load_mem(&pdf).is_ok());
+    assert_eq!(count_events(&line.db_path(), "LABEL_PRINTED"), 1);
+}
