@@ -11,6 +11,7 @@ mod check_config;
 mod demo;
 mod journal;
 mod label;
+mod restore;
 mod run;
 mod unit;
 
@@ -79,6 +80,11 @@ pub enum Command {
     Backup {
         /// Destination file, or an existing folder to put a dated file in.
         dest: PathBuf,
+    },
+    /// Put a backup in place of the journal (linemark must be stopped).
+    Restore {
+        /// The backup file (from `linemark backup`).
+        backup: PathBuf,
     },
 }
 
@@ -157,5 +163,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Unit(c) => unit::run(&cli.config, c),
         Command::Journal(c) => journal::run(&cli.config, c),
         Command::Backup { dest } => backup::run(&cli.config, &dest),
+        Command::Restore { backup } => restore::run(&cli.config, &backup),
     }
 }

@@ -6,6 +6,8 @@
 //! release its reservation). Reads top to bottom; no global state.
 //! Must not: hold rules or IO details (those are `line` and `station`).
 
+pub mod notify;
+
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -35,8 +37,26 @@ pub enum DaemonError {
     Start(String),
 }
 
+/// How the daemon talks to its service manager.
+pub struct Supervision {
+    pub notifier: notify::Notifier,
+    /// Ping the watchdog this often (half of systemd's `WatchdogSec`).
+    pub watchdog: Option<Duration>,
+}
+
+impl Supervision {
+    /// From systemd's environment (`NOTIFY_SOCKET`, `WATCHDOG_USEC`).
+    pub fn from_env() -> Supervision {
+        Supervision {
+            notifier: notify::Notifier::from_env(),
+            watchdog: notify::Notifier::watchdog_interval(),
+        }
+    }
+}
+
 /// A running daemon.
 pub struct Daemon {
+    notifier: Arc<notify::Notifier>,
     journal: Journal,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -48,6 +68,14 @@ impl Daemon {
     /// Opens the journal and starts every station. TCP listeners are bound
     /// before this returns, so their addresses are known (port 0 works).
     pub async fn start(config: Config) -> Result<Daemon, DaemonError> {
+        Self::start_supervised(config, Supervision::from_env()).await
+    }
+
+    /// [`Daemon::start`] reporting to a given supervisor: `READY=1` once the
+    /// journal is open and every station task runs, `STATUS=` lines, and
+    /// `WATCHDOG=1` only while a probe gets through the journal writer in
+    /// time and every station task is alive.
+    pub async fn start_supervised(config: Config, sup: Supervision) -> Result<Daemon, DaemonError> {
         let config = Arc::new(config);
         let opts = JournalOptions::from_config(&config);
         let journal = tokio::task::spawn_blocking(move || Journal::open(opts))
@@ -79,7 +107,10 @@ impl Daemon {
         }
         let mut tcp = BTreeMap::new();
         let mut stats = BTreeMap::new();
+        let stations_alive = Arc::new(std::sync::atomic::AtomicUsize::new(config.stations.len()));
         for st in &config.stations {
+            let alive = stations_alive.clone();
+            let guard = AliveGuard(alive);
             let s = Arc::new(StationStats::default());
             stats.insert(st.name.clone(), s.clone());
             match &st.port {
@@ -96,25 +127,35 @@ impl Daemon {
                             None
                         }
                     };
-                    tasks.spawn(station::run_tcp(
-                        line.clone(),
-                        st.clone(),
-                        listener,
-                        s,
-                        shutdown.clone(),
-                    ));
+                    let fut =
+                        station::run_tcp(line.clone(), st.clone(), listener, s, shutdown.clone());
+                    tasks.spawn(async move {
+                        fut.await;
+                        drop(guard);
+                    });
                 }
                 StationPort::Serial(_) => {
-                    tasks.spawn(station::run_serial(
-                        line.clone(),
-                        st.clone(),
-                        s,
-                        shutdown.clone(),
-                    ));
+                    let fut = station::run_serial(line.clone(), st.clone(), s, shutdown.clone());
+                    tasks.spawn(async move {
+                        fut.await;
+                        drop(guard);
+                    });
                 }
             }
         }
         tasks.spawn(prune_requests(journal.clone(), shutdown.clone()));
+        let notifier = Arc::new(sup.notifier);
+        let stations = config.stations.len();
+        notifier.send(&format!("READY=1\n{}", status_line(&journal, &hub)));
+        tasks.spawn(supervise(
+            journal.clone(),
+            hub.clone(),
+            notifier.clone(),
+            sup.watchdog,
+            stations_alive,
+            stations,
+            shutdown.clone(),
+        ));
         tracing::info!(
             line = %config.line_id,
             stations = config.stations.len(),
@@ -122,6 +163,7 @@ impl Daemon {
             "linemark is running"
         );
         Ok(Daemon {
+            notifier,
             journal,
             shutdown,
             tasks,
@@ -147,6 +189,7 @@ impl Daemon {
     /// answered, then closes the journal (the writer drains its queue).
     pub async fn shutdown(self) {
         tracing::info!("stopping: finishing in-flight requests");
+        self.notifier.send("STOPPING=1");
         self.shutdown.cancel();
         self.tasks.close();
         if tokio::time::timeout(SHUTDOWN_GRACE, self.tasks.wait())
@@ -167,6 +210,66 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(
     shutdown.await;
     daemon.shutdown().await;
     Ok(())
+}
+
+/// Decrements the count of live station tasks when one ends.
+struct AliveGuard(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+fn status_line(journal: &Journal, hub: &printer::Hub) -> String {
+    format!(
+        "STATUS=ids_left={} queued={}",
+        journal
+            .shared()
+            .ids_left
+            .load(std::sync::atomic::Ordering::Acquire),
+        hub.total_queued()
+    )
+}
+
+/// The main health loop: a probe through the journal writer (a stuck
+/// writer cannot answer it), station tasks counted; only a healthy daemon
+/// pings the watchdog, so systemd restarts a stuck one.
+async fn supervise(
+    journal: Journal,
+    hub: Arc<printer::Hub>,
+    notifier: Arc<notify::Notifier>,
+    watchdog: Option<Duration>,
+    alive: Arc<std::sync::atomic::AtomicUsize>,
+    stations: usize,
+    shutdown: CancellationToken,
+) {
+    let every = watchdog.unwrap_or(Duration::from_secs(10));
+    let mut unhealthy_logged = false;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let probe = journal.write(|_tx| Ok::<(), JournalError>(()));
+        let writer_ok = matches!(tokio::time::timeout(every, probe).await, Ok(Ok(())));
+        let stations_ok = alive.load(std::sync::atomic::Ordering::Acquire) == stations;
+        if writer_ok && stations_ok {
+            unhealthy_logged = false;
+            if watchdog.is_some() {
+                notifier.send(&format!("WATCHDOG=1\n{}", status_line(&journal, &hub)));
+            } else {
+                notifier.send(&status_line(&journal, &hub));
+            }
+        } else if !unhealthy_logged && !shutdown.is_cancelled() {
+            unhealthy_logged = true;
+            tracing::error!(
+                writer_ok,
+                stations_ok,
+                "linemark is unhealthy: the watchdog is not pinged, so systemd will restart it"
+            );
+        }
+    }
 }
 
 /// Forgets idempotency tokens past their retention, now and every hour.

@@ -208,7 +208,7 @@ fn pragmas(conn: &Connection) -> Result<(), JournalError> {
 }
 
 /// Takes the data dir's lock file, recording who holds it.
-fn lock_data_dir(dir: &Path) -> Result<File, JournalError> {
+pub(crate) fn lock_data_dir(dir: &Path) -> Result<File, JournalError> {
     let path = dir.join("linemark.lock");
     let mut f = OpenOptions::new()
         .read(true)

@@ -305,6 +305,14 @@ impl Hub {
         }
     }
 
+    /// Labels waiting on all printers.
+    pub fn total_queued(&self) -> u64 {
+        self.states
+            .lock()
+            .map(|s| s.values().map(|(_, q)| *q).sum())
+            .unwrap_or(0)
+    }
+
     /// (state, queued) of a printer.
     pub fn get(&self, printer: &str) -> (State, u64) {
         self.states

@@ -7,5 +7,6 @@ mod grants;
 mod journal;
 mod labels;
 mod migrations;
+mod operations;
 mod restore;
 mod stations;
