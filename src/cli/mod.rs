@@ -9,6 +9,7 @@ mod backup;
 mod blocks;
 mod check_config;
 mod demo;
+mod export;
 mod journal;
 mod label;
 mod restore;
@@ -62,6 +63,9 @@ pub enum Command {
         #[arg(long, default_value = "demo-out")]
         out: PathBuf,
     },
+    /// Exports: what a buyer receives per shipment.
+    #[command(subcommand)]
+    Export(export::ExportCommand),
     /// Labels: preview a template.
     #[command(subcommand)]
     Label(label::LabelCommand),
@@ -158,6 +162,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Run => run::run(&cli.config),
         Command::Demo { units, out } => demo::run(units, &out),
         Command::Label(c) => label::run(&cli.config, c),
+        Command::Export(c) => export::run(&cli.config, c),
         Command::CheckConfig => check_config::run(&cli.config),
         Command::Blocks(c) => blocks::run(&cli.config, c),
         Command::Unit(c) => unit::run(&cli.config, c),

@@ -150,6 +150,17 @@ CREATE TABLE label_jobs (
 CREATE INDEX label_jobs_pending ON label_jobs(printer, job) WHERE printed_seq IS NULL;
 CREATE INDEX label_jobs_unit ON label_jobs(unit_idx);
 "#,
+    // 3: shipments, one row per shipped unit, in shipping order per shipment.
+    r#"
+CREATE TABLE shipped (
+    unit_idx INTEGER PRIMARY KEY,
+    shipment TEXT NOT NULL,
+    buyer    TEXT,
+    seq      INTEGER NOT NULL,
+    ts       TEXT NOT NULL
+);
+CREATE INDEX shipped_shipment ON shipped(shipment, seq);
+"#,
 ];
 
 /// The schema version this build writes.

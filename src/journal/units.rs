@@ -204,6 +204,43 @@ impl WriteTx<'_> {
         Ok(())
     }
 
+    /// Records a unit as shipped (the SHIPPED event is the caller's).
+    pub fn set_shipped(
+        &self,
+        idx: i64,
+        shipment: &str,
+        buyer: Option<&str>,
+        ev: &super::Event,
+    ) -> Result<(), JournalError> {
+        self.conn
+            .prepare_cached("UPDATE units SET shipment = ?2, shipped_seq = ?3 WHERE idx = ?1")
+            .and_then(|mut s| s.execute(params![idx, shipment, ev.seq]))
+            .ctx("recording a shipment")?;
+        self.conn
+            .prepare_cached("INSERT INTO shipped (unit_idx, shipment, buyer, seq, ts) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .and_then(|mut s| s.execute(params![idx, shipment, buyer, ev.seq, ev.ts]))
+            .ctx("recording a shipment")?;
+        Ok(())
+    }
+
+    /// Whether `child` is currently linked to the unit `parent_idx`.
+    pub fn is_child_of(&self, child: &str, parent_idx: i64) -> Result<bool, JournalError> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM children WHERE parent_idx = ?1 AND child = ?2 AND unlinked_seq IS NULL")
+            .and_then(|mut s| s.query_row(params![parent_idx, child], |_| Ok(())).optional())
+            .map(|r| r.is_some())
+            .ctx("looking up a child link")
+    }
+
+    /// Ends a child link (the history keeps it).
+    pub fn unlink_child(&self, parent_idx: i64, child: &str, seq: i64) -> Result<(), JournalError> {
+        self.conn
+            .prepare_cached("UPDATE children SET unlinked_seq = ?3 WHERE parent_idx = ?1 AND child = ?2 AND unlinked_seq IS NULL")
+            .and_then(|mut s| s.execute(params![parent_idx, child, seq]))
+            .ctx("unlinking a child")?;
+        Ok(())
+    }
+
     /// The answer stored for `(station, req)`: (fingerprint, answer frame).
     pub fn stored_answer(
         &self,

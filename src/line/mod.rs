@@ -379,6 +379,67 @@ fn apply(
             Ok(Response::ok_with([("label", job.to_string())]))
         }
         Command::Verify { unit, scan } => verify(tx, cfg, station, &unit, &scan),
+        Command::Ship { unit, shipment, to } => {
+            let u = known_unit(tx, &unit)?;
+            if u.state != "passed" {
+                let why = if u.state == "scrapped" {
+                    "is scrapped"
+                } else {
+                    "has not passed final test"
+                };
+                return Err(refuse(
+                    ErrorCode::Route,
+                    format!("unit {unit} {why}: it cannot ship"),
+                ));
+            }
+            if let Some(s) = &u.shipment {
+                return Err(refuse(
+                    ErrorCode::AlreadyShipped,
+                    format!("unit {unit} already shipped in {s}"),
+                ));
+            }
+            let mut data = json!({"shipment": shipment});
+            if let Some(t) = &to {
+                data["to"] = json!(t);
+            }
+            let ev = event(tx, EventType::Shipped, station, &unit, data)?;
+            tx.set_shipped(u.idx, &shipment, to.as_deref(), &ev)?;
+            Ok(Response::ok())
+        }
+        Command::Replace {
+            unit,
+            old,
+            new,
+            reason,
+        } => {
+            let u = known_unit(tx, &unit)?;
+            not_scrapped(&u)?;
+            if !tx.is_child_of(&old, u.idx)? {
+                return Err(refuse(
+                    ErrorCode::Conflict,
+                    format!("{old} is not linked to unit {unit}"),
+                ));
+            }
+            if let Some(p) = tx.parent_of(&new)? {
+                return Err(refuse(
+                    ErrorCode::Conflict,
+                    format!("{new} is already linked to unit {p}"),
+                ));
+            }
+            if let Some(cu) = tx.unit_state(&new)? {
+                not_scrapped(&cu)?;
+            }
+            let ev = event(
+                tx,
+                EventType::ChildReplaced,
+                station,
+                &unit,
+                json!({"old": old, "new": new, "reason": reason}),
+            )?;
+            tx.unlink_child(u.idx, &old, ev.seq)?;
+            tx.link_child(u.idx, &new, ev.seq)?;
+            Ok(Response::ok())
+        }
         Command::Scrap { unit, reason } => {
             let u = known_unit(tx, &unit)?;
             not_scrapped(&u)?;

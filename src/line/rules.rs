@@ -72,6 +72,17 @@ pub enum Command {
         unit: String,
         scan: String,
     },
+    Ship {
+        unit: String,
+        shipment: String,
+        to: Option<String>,
+    },
+    Replace {
+        unit: String,
+        old: String,
+        new: String,
+        reason: String,
+    },
 }
 
 /// Normalises a MAC to `AA:BB:CC:DD:EE:FF`: 12 hex digits, optionally
@@ -296,6 +307,46 @@ pub fn command(req: &Request, station: &Station, products: &[Product]) -> Result
             let unit = unit_arg(req, "unit")?;
             let scan = text_value("scan", required(req, "scan")?, 512)?;
             Ok(Command::Verify { unit, scan })
+        }
+        Verb::Ship => {
+            no_unknown_fields(req, &["unit", "shipment", "to"], &[])?;
+            let unit = unit_arg(req, "unit")?;
+            let shipment = required(req, "shipment")?;
+            step_name(shipment).map_err(|_| {
+                bad(format!(
+                    "shipment={shipment} must be 1 to 64 characters of A-Z a-z 0-9 - _ ."
+                ))
+            })?;
+            let to = req
+                .get("to")
+                .map(|t| text_value("to", t, 128))
+                .transpose()?;
+            Ok(Command::Ship {
+                unit,
+                shipment: shipment.to_string(),
+                to,
+            })
+        }
+        Verb::Replace => {
+            no_unknown_fields(req, &["unit", "old", "new", "reason"], &[])?;
+            let unit = unit_arg(req, "unit")?;
+            let id = |k: &str| -> Result<String, Refusal> {
+                let v = required(req, k)?;
+                UnitId::parse(v)
+                    .map(|i| i.to_string())
+                    .map_err(|e| bad(format!("{k}={v}: {e}")))
+            };
+            let (old, new) = (id("old")?, id("new")?);
+            if old == new || new == unit {
+                return Err(bad("new= must differ from old= and from the unit"));
+            }
+            let reason = text_value("reason", required(req, "reason")?, 256)?;
+            Ok(Command::Replace {
+                unit,
+                old,
+                new,
+                reason,
+            })
         }
         other => Err(Refusal::new(
             ErrorCode::NotAllowed,

@@ -9,4 +9,5 @@ mod labels;
 mod migrations;
 mod operations;
 mod restore;
+mod shipments;
 mod stations;

@@ -1,0 +1,285 @@
+//! SHIP and REPLACE over a real socket, and the per-shipment export.
+
+use crate::helper::{count_events, grant, station_toml, stderr, stdout, Line};
+use linemark::client::StationClient;
+use linemark::daemon::Daemon;
+use linemark::protocol::{ErrorCode, Response};
+
+const VERBS: &[&str] = &[
+    "ALLOC", "RESULT", "FINAL", "SCRAP", "BIND", "SHIP", "REPLACE",
+];
+
+fn line() -> Line {
+    let mut extra = station_toml("t", "tcp://127.0.0.1:0", VERBS, None, "optional");
+    extra += "\n[[product]]\nkey = \"BMS\"\ngtin = \"09506000134369\"\nlevel = \"item\"\ntemplate = \"device-25x15\"\n";
+    let line = Line::with_config(&extra);
+    let j = line.open();
+    j.import_grant_blocking(
+        grant("b1", 0, 100_000),
+        &line.config().grant_policy().unwrap(),
+        "t",
+    )
+    .unwrap();
+    line
+}
+
+fn code(r: &Response) -> Option<ErrorCode> {
+    match r {
+        Response::Err { code, .. } => Some(*code),
+        _ => None,
+    }
+}
+
+async fn passed(c: &mut StationClient<tokio::net::TcpStream>, product: &str) -> String {
+    let u = c
+        .request("ALLOC", &[("product", product), ("lot", "L7")])
+        .await
+        .unwrap()
+        .get("unit")
+        .unwrap()
+        .to_string();
+    let f = c
+        .request("FINAL", &[("unit", &u), ("status", "PASS")])
+        .await
+        .unwrap();
+    assert!(f.is_ok(), "{f:?}");
+    u
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ship_and_replace_follow_their_rules() {
+    let line = line();
+    let d = Daemon::start(line.config()).await.unwrap();
+    let mut c = StationClient::new(
+        tokio::net::TcpStream::connect(d.tcp_addr("t").unwrap())
+            .await
+            .unwrap(),
+        "t",
+    );
+    // SHIP needs a final pass and no scrap; once.
+    let fresh = c
+        .request("ALLOC", &[("product", "BMS")])
+        .await
+        .unwrap()
+        .get("unit")
+        .unwrap()
+        .to_string();
+    let r = c
+        .request("SHIP", &[("unit", &fresh), ("shipment", "SH-1")])
+        .await
+        .unwrap();
+    assert_eq!(code(&r), Some(ErrorCode::Route));
+    let scrapped = passed(&mut c, "BMS").await;
+    c.request("SCRAP", &[("unit", &scrapped), ("reason", "dropped")])
+        .await
+        .unwrap();
+    let r = c
+        .request("SHIP", &[("unit", &scrapped), ("shipment", "SH-1")])
+        .await
+        .unwrap();
+    assert_eq!(code(&r), Some(ErrorCode::Route));
+    let u = passed(&mut c, "BMS").await;
+    let a = c
+        .request(
+            "SHIP",
+            &[
+                ("unit", &u),
+                ("shipment", "SH-1"),
+                ("to", "Acme GmbH"),
+                ("req", "s1"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(a.is_ok());
+    let again = c
+        .request(
+            "SHIP",
+            &[
+                ("unit", &u),
+                ("shipment", "SH-1"),
+                ("to", "Acme GmbH"),
+                ("req", "s1"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(a, again, "idempotent with req");
+    let r = c
+        .request("SHIP", &[("unit", &u), ("shipment", "SH-2")])
+        .await
+        .unwrap();
+    assert_eq!(code(&r), Some(ErrorCode::AlreadyShipped));
+
+    // REPLACE: a pack with two modules; rework swaps one.
+    let pack = passed(&mut c, "BMS").await;
+    let (m1, m2, m3) = (
+        passed(&mut c, "BMS").await,
+        passed(&mut c, "BMS").await,
+        passed(&mut c, "BMS").await,
+    );
+    let other = passed(&mut c, "BMS").await;
+    assert!(c
+        .request("BIND", &[("unit", &pack), ("child", &m1), ("child", &m2)])
+        .await
+        .unwrap()
+        .is_ok());
+    assert!(c
+        .request("BIND", &[("unit", &other), ("child", &m3)])
+        .await
+        .unwrap()
+        .is_ok());
+    let r = c
+        .request(
+            "REPLACE",
+            &[
+                ("unit", &pack),
+                ("old", &m3),
+                ("new", &fresh),
+                ("reason", "x"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        code(&r),
+        Some(ErrorCode::Conflict),
+        "old not linked to this unit"
+    );
+    let r = c
+        .request(
+            "REPLACE",
+            &[("unit", &pack), ("old", &m1), ("new", &m3), ("reason", "x")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(&r), Some(ErrorCode::Conflict), "new linked elsewhere");
+    let r = c
+        .request("REPLACE", &[("unit", &pack), ("old", &m1), ("new", &fresh)])
+        .await
+        .unwrap();
+    assert_eq!(code(&r), Some(ErrorCode::BadValue), "reason required");
+    let r = c
+        .request(
+            "REPLACE",
+            &[
+                ("unit", &pack),
+                ("old", &m1),
+                ("new", &fresh),
+                ("reason", "cell imbalance"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(r.is_ok(), "{r:?}");
+    let r = c
+        .request(
+            "REPLACE",
+            &[
+                ("unit", &scrapped),
+                ("old", &m1),
+                ("new", &m2),
+                ("reason", "x"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(code(&r), Some(ErrorCode::Scrapped));
+    d.shutdown().await;
+    assert_eq!(count_events(&line.db_path(), "SHIPPED"), 1);
+    assert_eq!(count_events(&line.db_path(), "CHILD_REPLACED"), 1);
+    // The pack keeps its ID; both children stay in its history, in order.
+    let out = line.cli(&["unit", "show", &pack]);
+    let s = stdout(&out);
+    let old_line = s
+        .lines()
+        .position(|l| l.contains(&m1) && l.contains("removed at seq"))
+        .expect(&s);
+    let new_line = s
+        .lines()
+        .position(|l| l.starts_with("child") && l.contains(&fresh) && !l.contains("removed"))
+        .expect(&s);
+    assert!(old_line < new_line, "{s}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1000_unit_shipment_exports_complete_and_in_order() {
+    let line = line();
+    let d = Daemon::start(line.config()).await.unwrap();
+    let mut c = StationClient::new(
+        tokio::net::TcpStream::connect(d.tcp_addr("t").unwrap())
+            .await
+            .unwrap(),
+        "t",
+    );
+    let mut order = Vec::new();
+    for i in 0..1000 {
+        let u = passed(&mut c, "BMS").await;
+        let sn = format!("SN-{i:04}");
+        c.request(
+            "BIND",
+            &[
+                ("unit", &u),
+                ("serial", &sn),
+                (
+                    "mac",
+                    &format!("02:00:00:00:{:02X}:{:02X}", i >> 8, i & 255),
+                ),
+            ],
+        )
+        .await
+        .unwrap();
+        assert!(c
+            .request(
+                "SHIP",
+                &[
+                    ("unit", &u),
+                    ("shipment", "SH-BIG"),
+                    ("to", "=HYPERLINK(\"x\")")
+                ]
+            )
+            .await
+            .unwrap()
+            .is_ok());
+        order.push(u);
+    }
+    d.shutdown().await;
+    let csv_path = line.path().join("sh.csv");
+    let out = line.cli(&[
+        "export",
+        "shipment",
+        "SH-BIG",
+        "--format",
+        "csv",
+        "--out",
+        csv_path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut rdr = csv::Reader::from_path(&csv_path).unwrap();
+    let headers = rdr.headers().unwrap().clone();
+    assert_eq!(&headers[0], "unit");
+    let col = |name: &str| headers.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = rdr.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 1000);
+    for (i, r) in rows.iter().enumerate() {
+        assert_eq!(r[col("unit")], order[i], "row {i} out of order");
+        let (_, id) = linemark::gs1::parse_uri(&r[col("uri")]).unwrap();
+        assert_eq!(id.serial.as_deref(), Some(&order[i][..]));
+        assert_eq!(r[col("serial")], format!("SN-{i:04}"));
+        assert!(
+            r[col("buyer")].starts_with('\''),
+            "formula-looking cells are neutralised for spreadsheets"
+        );
+        assert!(!r[col("final_pass_at")].is_empty() && !r[col("shipped_at")].is_empty());
+    }
+    let out = line.cli(&["export", "shipment", "SH-BIG", "--format", "json"]);
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["schema_version"], 1);
+    assert_eq!(doc["count"], 1000);
+    let units = doc["units"].as_array().unwrap();
+    assert_eq!(units[999]["unit"], order[999]);
+    assert_eq!(units[0]["mac"], "02:00:00:00:00:00");
+    let out = line.cli(&["export", "shipment", "NOPE"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no unit was shipped under \"NOPE\""));
+}
