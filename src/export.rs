@@ -190,7 +190,7 @@ pub fn csv<W: Write>(
         ])
         .map_err(|e| ExportError::Write(e.to_string()))?;
         n += 1;
-        if n % 4096 == 0 {
+        if n.is_multiple_of(4096) {
             progress(n);
         }
         Ok(())
@@ -228,12 +228,12 @@ pub fn json<W: Write>(
         }
         serde_json::to_writer(&mut w, &u).map_err(|e| ExportError::Write(e.to_string()))?;
         n += 1;
-        if n % 4096 == 0 {
+        if n.is_multiple_of(4096) {
             progress(n);
         }
         Ok(())
     })?;
-    write!(w, "],\"count\":{total}}}\n").map_err(werr)?;
+    writeln!(w, "],\"count\":{total}}}").map_err(werr)?;
     w.flush().map_err(werr)?;
     Ok(total)
 }
