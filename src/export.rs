@@ -168,7 +168,7 @@ pub fn csv<W: Write>(
     let mut w = csv::Writer::from_writer(out);
     w.write_record(HEADER)
         .map_err(|e| ExportError::Write(e.to_string()))?;
-    let mut n = 0;
+    let mut n = 0u64;
     let total = for_each(conn, resolver, shipment, |u| {
         let o = |v: &Option<String>| cell(v.as_deref().unwrap_or(""));
         w.write_record([
