@@ -17,7 +17,7 @@ fn key() -> NamespaceKey {
 
 /// A journal with one shipment of `UNITS` units, each with a serial and a MAC.
 fn build() -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/export");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/bench-data/export-v2");
     let db = dir.join("journal.db");
     if db.exists() {
         return db;
@@ -67,6 +67,7 @@ fn build() -> PathBuf {
                     })
                     .map_err(|e| JournalError::Corrupt(e.to_string()))?;
                 let idx = tx.index_of(&a.unit)? as i64;
+                tx.append(NewEvent { kind: EventType::FinalPass, station: Some("final-1".into()), actor: "station:final-1".into(), unit: Some(a.unit.clone()), data: serde_json::json!({"step": "final", "status": "PASS", "measurements": {}}) })?;
                 let ev = tx.append(NewEvent {
                     kind: EventType::Shipped,
                     station: Some("pack".into()),
@@ -134,8 +135,39 @@ fn bench(c: &mut Criterion) {
             before
         );
     }
+    // EPCIS: 100,000 commissioning + 100,000 shipping events.
+    let cfg_dir = db.parent().expect("dir").to_path_buf();
+    std::fs::create_dir_all(cfg_dir.join("keys")).expect("keys");
+    std::fs::write(
+        cfg_dir.join("keys/namespace.key"),
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
+    )
+    .expect("key");
+    let cfg = linemark::config::Config::parse(
+        &format!("line_id = \"P1-L03\"\ndata_dir = \".\"\nresolver = \"{resolver}\"\ntimezone = \"Europe/Berlin\"\n[ids]\nnamespace_key_file = \"keys/namespace.key\"\nissuer_public_key = \"ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c\"\n"),
+        "bench",
+        &cfg_dir,
+    )
+    .expect("config");
+    let range = linemark::epcis::Range {
+        from_seq: 1,
+        to_seq: i64::MAX,
+    };
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+    let t = Instant::now();
+    let n = linemark::epcis::export(&conn, &cfg, range, std::io::sink(), |_| {}).expect("epcis");
+    eprintln!(
+        "SUMMARY export epcis: {n} events for {UNITS} units in {:.2} s; peak RSS {:.1} MiB",
+        t.elapsed().as_secs_f64(),
+        peak_rss_mib()
+    );
     let mut g = c.benchmark_group("export");
     g.sample_size(10);
+    g.bench_function("EPCIS export of 100,000 units (200,000 events)", |b| {
+        b.iter(|| {
+            linemark::epcis::export(&conn, &cfg, range, std::io::sink(), |_| {}).expect("epcis")
+        })
+    });
     g.bench_function("shipment of 100,000 units to CSV", |b| {
         b.iter(|| {
             linemark::export::csv(&conn, resolver, "SH-100K", std::io::sink(), |_| {})

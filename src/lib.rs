@@ -19,6 +19,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod daemon;
+pub mod epcis;
 pub mod export;
 pub mod gs1;
 pub mod ids;

@@ -28,15 +28,32 @@ pub enum ExportCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// The journal as a GS1 EPCIS 2.0 document (JSON-LD).
+    Epcis {
+        /// First event: a seq number or an RFC 3339 time (default: the first).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last event: a seq number or an RFC 3339 time (default: the last).
+        #[arg(long)]
+        to: Option<String>,
+        /// Output file, e.g. events.jsonld.
+        #[arg(long)]
+        out: PathBuf,
+    },
 }
 
 pub fn run(config: &Path, cmd: ExportCommand) -> Result<(), CliError> {
     let cfg = load_config(config)?;
-    let ExportCommand::Shipment {
-        shipment,
-        format,
-        out,
-    } = cmd;
+    let (shipment, format, out) = match cmd {
+        ExportCommand::Shipment {
+            shipment,
+            format,
+            out,
+        } => (shipment, format, out),
+        ExportCommand::Epcis { from, to, out } => {
+            return epcis(&cfg, from.as_deref(), to.as_deref(), &out)
+        }
+    };
     let conn = journal::open_read_only(&cfg.journal_path())?;
     let total = export::count(&conn, &shipment).map_err(CliError::runtime)?;
     if total == 0 {
@@ -75,5 +92,26 @@ pub fn run(config: &Path, cmd: ExportCommand) -> Result<(), CliError> {
             p.display()
         );
     }
+    Ok(())
+}
+
+fn epcis(
+    cfg: &crate::config::Config,
+    from: Option<&str>,
+    to: Option<&str>,
+    out: &Path,
+) -> Result<(), CliError> {
+    let conn = journal::open_read_only(&cfg.journal_path())?;
+    let range = crate::epcis::Range::resolve(&conn, from, to).map_err(CliError::input)?;
+    let last = journal::query::last_seq(&conn)?;
+    let pb = progress_bar(last.max(0) as u64, "exporting EPCIS");
+    let file = std::fs::File::create(out)
+        .map_err(|e| CliError::runtime(format!("cannot create {}: {e}", out.display())))?;
+    let n = crate::epcis::export(&conn, cfg, range, file, |seq| {
+        pb.set_position(seq.max(0) as u64)
+    })
+    .map_err(CliError::runtime)?;
+    pb.finish_and_clear();
+    eprintln!("{n} EPCIS events written to {}", out.display());
     Ok(())
 }

@@ -3,6 +3,7 @@ mod crash;
 mod daemon;
 mod demo;
 mod docs;
+mod epcis;
 mod grants;
 mod journal;
 mod labels;
