@@ -138,7 +138,7 @@ impl Line {
     async fn mutate(&self, station: &Station, req: Request) -> Response {
         let cmd = match rules::command(&req, station, &self.config.products) {
             Ok(c) => c,
-            Err(r) => return Response::err(r.code, r.msg),
+            Err(r) => return r.into_response(),
         };
         let token = req.req().map(str::to_string);
         let fingerprint = req.fingerprint();
@@ -155,14 +155,7 @@ impl Line {
                 }
                 r
             }
-            Err(LineError::Refused(r)) => match r.code {
-                ErrorCode::Route => Response::Err {
-                    code: r.code,
-                    extra: vec![("missing".into(), r.msg.clone())],
-                    msg: "required steps have not passed".into(),
-                },
-                _ => Response::err(r.code, r.msg),
-            },
+            Err(LineError::Refused(r)) => r.into_response(),
             Err(LineError::Journal(e)) => {
                 tracing::error!(station = %station.name, error = %e, code = "E_STORAGE", "journal write failed");
                 Response::err(
@@ -338,7 +331,10 @@ fn apply(
                 let missing =
                     rules::missing_steps(&product.required_steps, &tx.latest_results(u.idx)?);
                 if !missing.is_empty() {
-                    return Err(refuse(ErrorCode::Route, missing.join(",")));
+                    return Err(LineError::Refused(
+                        Refusal::new(ErrorCode::Route, "required steps have not passed")
+                            .with("missing", missing.join(",")),
+                    ));
                 }
             }
             let kind = if pass {

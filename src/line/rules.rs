@@ -15,6 +15,8 @@ use crate::protocol::{ErrorCode, Request, Verb};
 pub struct Refusal {
     pub code: ErrorCode,
     pub msg: String,
+    /// Machine-readable detail sent before `msg`, e.g. `missing=a,b`.
+    pub extra: Vec<(String, String)>,
 }
 
 impl Refusal {
@@ -22,6 +24,21 @@ impl Refusal {
         Self {
             code,
             msg: msg.into(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// Adds a detail field.
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.extra.push((key.to_string(), value.into()));
+        self
+    }
+
+    pub fn into_response(self) -> crate::protocol::Response {
+        crate::protocol::Response::Err {
+            code: self.code,
+            extra: self.extra,
+            msg: self.msg,
         }
     }
 }

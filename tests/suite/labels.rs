@@ -501,3 +501,34 @@ async fn cups_printers_get_the_pdf_through_lp() {
     assert!(lopdf::Document::load_mem(&pdf).is_ok());
     assert_eq!(count_events(&line.db_path(), "LABEL_PRINTED"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_routing_gate_answers_with_missing_steps() {
+    let out = tempfile::tempdir().unwrap();
+    let line = line_with_printer(&format!("dir://{}", out.path().display()));
+    let d = Daemon::start(line.config()).await.unwrap();
+    let mut c = client(&d).await;
+    let u = c
+        .request("ALLOC", &[("product", "PACK-48V")])
+        .await
+        .unwrap()
+        .get("unit")
+        .unwrap()
+        .to_string();
+    let gate = c
+        .request("FINAL", &[("unit", &u), ("status", "PASS")])
+        .await
+        .unwrap();
+    assert_eq!(gate.get("missing"), Some("provision,functional"));
+    let reprint = c
+        .request("REPRINT", &[("unit", &u), ("reason", "x")])
+        .await
+        .unwrap();
+    assert_eq!(code(&reprint), Some(ErrorCode::Route));
+    assert_eq!(reprint.get("missing"), None, "{reprint:?}");
+    assert!(reprint
+        .get("msg")
+        .unwrap()
+        .contains("has not passed final test"));
+    d.shutdown().await;
+}
