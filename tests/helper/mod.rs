@@ -446,3 +446,18 @@ pub fn unit_in_zpl(zpl: &str) -> Option<String> {
         .find(|f| f.len() == 13 && linemark::ids::UnitId::parse(f).is_ok())
         .map(str::to_string)
 }
+
+/// Connects to a station port of a `linemark run` child once it listens
+/// (it needs a moment to open the journal and bind).
+pub async fn connect_when_up(port: u16) -> tokio::net::TcpStream {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(s) => return s,
+            Err(_) if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await
+            }
+            Err(e) => panic!("linemark run never listened on port {port}: {e}"),
+        }
+    }
+}

@@ -333,16 +333,7 @@ async fn a_crash_between_the_final_pass_commit_and_the_print_loses_no_label() {
             .unwrap()
     };
     let mut daemon = spawn();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let sock = loop {
-        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            Ok(s) => break s,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let sock = crate::helper::connect_when_up(port).await;
     let mut c = StationClient::new(sock, "t");
     let u = ready_unit(&mut c).await;
     assert_eq!(
@@ -468,16 +459,7 @@ async fn cups_printers_get_the_pdf_through_lp() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let sock = loop {
-        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            Ok(s) => break s,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let sock = crate::helper::connect_when_up(port).await;
     let mut c = StationClient::new(sock, "t");
     let u = ready_unit(&mut c).await;
     assert!(c

@@ -239,16 +239,7 @@ async fn fault_log_lines_name_the_station_or_printer_and_the_code() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let sock = loop {
-        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            Ok(s) => break s,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(20)).await
-            }
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let sock = crate::helper::connect_when_up(port).await;
     let mut c = StationClient::new(sock, "t");
     c.send_frame(b"FLY away\r\n").await.unwrap();
     let u = c
