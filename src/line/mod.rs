@@ -36,12 +36,6 @@ impl From<JournalError> for LineError {
     }
 }
 
-impl From<Refusal> for LineError {
-    fn from(r: Refusal) -> Self {
-        LineError::Refused(r)
-    }
-}
-
 fn refuse(code: ErrorCode, msg: impl Into<String>) -> LineError {
     LineError::Refused(Refusal::new(code, msg))
 }
@@ -140,13 +134,13 @@ impl Line {
             Ok(c) => c,
             Err(r) => return r.into_response(),
         };
-        let token = req.req().map(str::to_string);
-        let fingerprint = req.fingerprint();
+        // The fingerprint only matters for a request that carries a token.
+        let token = req.req().map(|r| (r.to_string(), req.fingerprint()));
         let st = station.clone();
         let cfg = self.config.clone();
         let result = self
             .journal
-            .write(move |tx| execute(tx, &cfg, &st, token, &fingerprint, cmd))
+            .write(move |tx| execute(tx, &cfg, &st, token, cmd))
             .await;
         match result {
             Ok(r) => {
@@ -172,14 +166,13 @@ fn execute(
     tx: &mut WriteTx<'_>,
     cfg: &Config,
     st: &Station,
-    token: Option<String>,
-    fingerprint: &str,
+    token: Option<(String, String)>,
     cmd: Command,
 ) -> Result<Response, LineError> {
     let station = st.name.as_str();
-    if let Some(req) = &token {
+    if let Some((req, fingerprint)) = &token {
         if let Some((stored_fp, answer)) = tx.stored_answer(station, req)? {
-            if stored_fp != fingerprint {
+            if &stored_fp != fingerprint {
                 return Err(refuse(
                     ErrorCode::BadValue,
                     format!("req={req} was already used by this station for a different request; use a new req"),
@@ -194,7 +187,7 @@ fn execute(
     }
     let seq_before = tx.seq();
     let response = apply(tx, cfg, st, cmd)?;
-    if let Some(req) = &token {
+    if let Some((req, fingerprint)) = &token {
         let seq = (tx.seq() > seq_before).then(|| tx.seq());
         let answer = String::from_utf8_lossy(&response.to_bytes()).into_owned();
         tx.store_answer(station, req, fingerprint, answer.trim_end(), seq)?;

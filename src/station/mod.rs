@@ -8,7 +8,7 @@
 //! A station's garbage or stall only ever occupies its own task.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -33,20 +33,21 @@ pub struct StationStats {
     pub connected: AtomicBool,
     pub frames: AtomicU64,
     pub errors: AtomicU64,
-    pub last_frame: Mutex<Option<String>>,
-    pub last_error: Mutex<Option<String>>,
+    /// Unix milliseconds of the last frame answered (0: none yet).
+    pub last_frame_ms: AtomicI64,
+    pub last_error: Mutex<Option<ErrorCode>>,
 }
 
 impl StationStats {
     fn note_answer(&self, answer: &Response) {
+        // Cheap on every frame: no formatting, no allocation.
         self.frames.fetch_add(1, Ordering::Relaxed);
-        if let Ok(mut t) = self.last_frame.lock() {
-            *t = Some(crate::journal::event::format_ts(jiff::Timestamp::now()));
-        }
+        self.last_frame_ms
+            .store(jiff::Timestamp::now().as_millisecond(), Ordering::Relaxed);
         if let Response::Err { code, .. } = answer {
             self.errors.fetch_add(1, Ordering::Relaxed);
             if let Ok(mut e) = self.last_error.lock() {
-                *e = Some(code.as_str().to_string());
+                *e = Some(*code);
             }
         }
     }
