@@ -250,11 +250,7 @@ pub fn export<W: Write>(
                 e["epcList"] = json!([info.uri]);
                 e["bizStep"] = json!("commissioning");
                 e["disposition"] = json!("active");
-                let date = info
-                    .allocated_at
-                    .parse::<jiff::Timestamp>()
-                    .map(|t| t.to_zoned(cfg.timezone.clone()).date().to_string())
-                    .unwrap_or_default();
+                let date = cfg.local_date(&info.allocated_at);
                 let mut ilmd =
                     json!({"linemark:line": cfg.line_id, "linemark:manufacturingDate": date});
                 if let Some(s) = &station {

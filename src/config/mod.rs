@@ -244,6 +244,14 @@ impl Config {
         self.stations.iter().find(|s| s.name == name)
     }
 
+    /// The line's local date (`YYYY-MM-DD`) of a journal timestamp; empty
+    /// when the timestamp does not parse.
+    pub fn local_date(&self, ts: &str) -> String {
+        ts.parse::<jiff::Timestamp>()
+            .map(|t| t.to_zoned(self.timezone.clone()).date().to_string())
+            .unwrap_or_default()
+    }
+
     /// The journal database file.
     pub fn journal_path(&self) -> PathBuf {
         self.data_dir.join("journal.db")

@@ -345,11 +345,7 @@ pub fn render_job(
         .get(&job.template)
         .ok_or_else(|| format!("template {} is no longer configured", job.template))?;
     let level = Level::parse(&job.level).unwrap_or(Level::Item);
-    let date = job
-        .allocated_at
-        .parse::<jiff::Timestamp>()
-        .map(|ts| ts.to_zoned(cfg.timezone.clone()).date().to_string())
-        .unwrap_or_default();
+    let date = cfg.local_date(&job.allocated_at);
     let data = LabelData {
         resolver: cfg.resolver.clone(),
         gtin: Gtin::parse(&job.gtin).map_err(|e| e.to_string())?,
