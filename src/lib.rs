@@ -29,3 +29,4 @@ pub mod line;
 pub mod printer;
 pub mod protocol;
 pub mod station;
+pub mod sync;

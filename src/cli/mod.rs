@@ -14,6 +14,7 @@ mod journal;
 mod label;
 mod restore;
 mod run;
+mod sync;
 mod unit;
 
 use std::fmt;
@@ -84,6 +85,12 @@ pub enum Command {
     Backup {
         /// Destination file, or an existing folder to put a dated file in.
         dest: PathBuf,
+    },
+    /// Send the journal to the central store now (what the systemd timer runs).
+    Sync {
+        /// Clear a halt (after a 409 from the store) first.
+        #[arg(long)]
+        resume: bool,
     },
     /// Put a backup in place of the journal (linemark must be stopped).
     Restore {
@@ -169,5 +176,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Journal(c) => journal::run(&cli.config, c),
         Command::Backup { dest } => backup::run(&cli.config, &dest),
         Command::Restore { backup } => restore::run(&cli.config, &backup),
+        Command::Sync { resume } => sync::run(&cli.config, resume),
     }
 }

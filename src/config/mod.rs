@@ -137,6 +137,10 @@ pub struct Upstream {
     pub connect_timeout_s: u64,
     pub request_timeout_s: u64,
     pub block_count: u64,
+    pub retry_initial_ms: u64,
+    pub retry_max_s: u64,
+    /// Failed attempts in a row after which `linemark sync` gives up.
+    pub attempts: u32,
 }
 
 /// Roles of the local web actions, lowest first.
@@ -837,6 +841,9 @@ impl Validator<'_> {
             ("connect_timeout_s", u.connect_timeout_s),
             ("request_timeout_s", u.request_timeout_s),
             ("block_count", u.block_count),
+            ("retry_initial_ms", u.retry_initial_ms),
+            ("retry_max_s", u.retry_max_s),
+            ("attempts", u64::from(u.attempts)),
         ] {
             if v == 0 {
                 return Err(self.err(&at(k), "must be at least 1"));
@@ -851,6 +858,9 @@ impl Validator<'_> {
             connect_timeout_s: u.connect_timeout_s,
             request_timeout_s: u.request_timeout_s,
             block_count: u.block_count,
+            retry_initial_ms: u.retry_initial_ms,
+            retry_max_s: u.retry_max_s,
+            attempts: u.attempts,
         })
     }
 

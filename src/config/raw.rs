@@ -179,6 +179,24 @@ pub struct RawUpstream {
     /// IDs to ask for when a block is requested.
     #[serde(default = "default_block_count")]
     pub block_count: u64,
+    /// First back-off after a failed batch, in milliseconds (doubles, with jitter).
+    #[serde(default = "default_retry_initial_ms")]
+    pub retry_initial_ms: u64,
+    /// Longest back-off between attempts, in seconds.
+    #[serde(default = "default_retry_max_s")]
+    pub retry_max_s: u64,
+    /// `linemark sync` gives up after this many failed attempts in a row.
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+}
+fn default_retry_initial_ms() -> u64 {
+    1000
+}
+fn default_retry_max_s() -> u64 {
+    300
+}
+fn default_attempts() -> u32 {
+    8
 }
 fn default_mode() -> String {
     "nightly".into()

@@ -22,6 +22,7 @@ use crate::journal::{Journal, JournalError, JournalOptions};
 use crate::line::Line;
 use crate::printer;
 use crate::station::{self, StationStats};
+use crate::sync::{DaemonSync, SyncStatus, Syncer};
 
 /// How long idempotency tokens are kept (SPEC: at least 7 days).
 pub const REQ_RETENTION: Duration = Duration::from_secs(8 * 24 * 3600);
@@ -88,9 +89,22 @@ impl Daemon {
             );
         }
         let hub = Arc::new(printer::Hub::default());
-        let line = Line::new(config.clone(), journal.clone(), hub.clone());
+        let sync_status = Arc::new(SyncStatus::new(config.upstream.is_some()));
+        let line = Line::new(config.clone(), journal.clone(), hub.clone())
+            .with_sync_status(sync_status.clone());
         let shutdown = CancellationToken::new();
         let tasks = TaskTracker::new();
+        if let Some(up) = &config.upstream {
+            match start_sync(&config, up, &journal, sync_status.clone()) {
+                Ok(s) => {
+                    tasks.spawn(s.run(shutdown.clone()));
+                }
+                Err(e) => {
+                    sync_status.set_broken();
+                    tracing::error!(error = %e, "upstream sync cannot start; the line runs on, events wait in the journal until it is fixed");
+                }
+            }
+        }
         let started_seq = journal
             .shared()
             .last_seq
@@ -146,10 +160,14 @@ impl Daemon {
         tasks.spawn(prune_requests(journal.clone(), shutdown.clone()));
         let notifier = Arc::new(sup.notifier);
         let stations = config.stations.len();
-        notifier.send(&format!("READY=1\n{}", status_line(&journal, &hub)));
+        let status = StatusParts {
+            journal: journal.clone(),
+            hub: hub.clone(),
+            sync: sync_status.clone(),
+        };
+        notifier.send(&format!("READY=1\n{}", status.line()));
         tasks.spawn(supervise(
-            journal.clone(),
-            hub.clone(),
+            status,
             notifier.clone(),
             sup.watchdog,
             stations_alive,
@@ -221,23 +239,50 @@ impl Drop for AliveGuard {
     }
 }
 
-fn status_line(journal: &Journal, hub: &printer::Hub) -> String {
-    format!(
-        "STATUS=ids_left={} queued={}",
-        journal
-            .shared()
-            .ids_left
-            .load(std::sync::atomic::Ordering::Acquire),
-        hub.total_queued()
-    )
+/// What the `STATUS=` line for systemd is made of.
+struct StatusParts {
+    journal: Journal,
+    hub: Arc<printer::Hub>,
+    sync: Arc<SyncStatus>,
+}
+
+impl StatusParts {
+    fn line(&self) -> String {
+        format!(
+            "STATUS=ids_left={} queued={} sync={}",
+            self.journal
+                .shared()
+                .ids_left
+                .load(std::sync::atomic::Ordering::Acquire),
+            self.hub.total_queued(),
+            self.sync.word()
+        )
+    }
+}
+
+fn start_sync(
+    config: &Config,
+    up: &crate::config::Upstream,
+    journal: &Journal,
+    status: Arc<SyncStatus>,
+) -> Result<DaemonSync, String> {
+    Ok(DaemonSync {
+        syncer: Syncer::from_config(config).map_err(|e| e.to_string())?,
+        mode: up.mode,
+        tz: config.timezone.clone(),
+        journal: journal.clone(),
+        status,
+        policy: config.grant_policy().map_err(|e| e.to_string())?,
+        low_water: config.ids.low_water,
+        block_count: up.block_count,
+    })
 }
 
 /// The main health loop: a probe through the journal writer (a stuck
 /// writer cannot answer it), station tasks counted; only a healthy daemon
 /// pings the watchdog, so systemd restarts a stuck one.
 async fn supervise(
-    journal: Journal,
-    hub: Arc<printer::Hub>,
+    status: StatusParts,
     notifier: Arc<notify::Notifier>,
     watchdog: Option<Duration>,
     alive: Arc<std::sync::atomic::AtomicUsize>,
@@ -251,15 +296,15 @@ async fn supervise(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        let probe = journal.write(|_tx| Ok::<(), JournalError>(()));
+        let probe = status.journal.write(|_tx| Ok::<(), JournalError>(()));
         let writer_ok = matches!(tokio::time::timeout(every, probe).await, Ok(Ok(())));
         let stations_ok = alive.load(std::sync::atomic::Ordering::Acquire) == stations;
         if writer_ok && stations_ok {
             unhealthy_logged = false;
             if watchdog.is_some() {
-                notifier.send(&format!("WATCHDOG=1\n{}", status_line(&journal, &hub)));
+                notifier.send(&format!("WATCHDOG=1\n{}", status.line()));
             } else {
-                notifier.send(&status_line(&journal, &hub));
+                notifier.send(&status.line());
             }
         } else if !unhealthy_logged && !shutdown.is_cancelled() {
             unhealthy_logged = true;

@@ -202,12 +202,26 @@ pub struct HashInput<'a> {
 impl HashInput<'_> {
     /// Canonical JSON of the event without `hash`, written into `out`.
     pub fn canonical_into(&self, out: &mut String) {
+        self.json_into(out, None);
+    }
+
+    /// The event as SPEC section 5 shows it, `hash` included (canonical
+    /// key order, no white space): what sync sends upstream.
+    pub fn json_with_hash_into(&self, out: &mut String, hash: &str) {
+        self.json_into(out, Some(hash));
+    }
+
+    fn json_into(&self, out: &mut String, hash: Option<&str>) {
         out.push_str("{\"actor\":");
         push_json_str(out, self.actor);
         out.push_str(",\"data\":");
         out.push_str(self.data);
         out.push_str(",\"event_id\":");
         push_json_str(out, self.event_id);
+        if let Some(h) = hash {
+            out.push_str(",\"hash\":");
+            push_json_str(out, h);
+        }
         out.push_str(",\"line_id\":");
         push_json_str(out, self.line_id);
         let _ = write!(out, ",\"seq\":{}", self.seq);

@@ -6,6 +6,7 @@
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
+use super::event::HashInput;
 use super::{Event, JournalError, SqlContext};
 use crate::ids::{IdCodec, UnitId};
 
@@ -138,6 +139,53 @@ pub fn unit_events(
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .ctx("reading a unit's events")?;
     Ok(rows)
+}
+
+/// Calls `f` with every event after `after`, oldest first, as borrowed
+/// columns plus its stored hash, until `f` answers `false`.
+pub fn for_each_event_after(
+    conn: &Connection,
+    after: i64,
+    mut f: impl FnMut(&HashInput<'_>, &str) -> bool,
+) -> Result<(), JournalError> {
+    let mut s = conn
+        .prepare_cached(
+            "SELECT seq, event_id, ts, line_id, station, actor, type, unit, data, hash
+             FROM events WHERE seq > ?1 ORDER BY seq",
+        )
+        .ctx("reading events")?;
+    let mut rows = s.query([after]).ctx("reading events")?;
+    while let Some(r) = rows.next().ctx("reading events")? {
+        let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str()?));
+        let opt = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str_or_null()?));
+        let input = HashInput {
+            seq: r.get(0).ctx("reading events")?,
+            event_id: text(1).ctx("reading events")?,
+            ts: text(2).ctx("reading events")?,
+            line_id: text(3).ctx("reading events")?,
+            station: opt(4).ctx("reading events")?,
+            actor: text(5).ctx("reading events")?,
+            kind: text(6).ctx("reading events")?,
+            unit: opt(7).ctx("reading events")?,
+            data: text(8).ctx("reading events")?,
+        };
+        if !f(&input, text(9).ctx("reading events")?) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The stored hash of event `seq`; for seq 0, the 64 zeros the chain starts from.
+pub fn hash_at(conn: &Connection, seq: i64) -> Result<Option<String>, JournalError> {
+    if seq == 0 {
+        return Ok(Some("0".repeat(64)));
+    }
+    conn.query_row("SELECT hash FROM events WHERE seq = ?1", [seq], |r| {
+        r.get(0)
+    })
+    .optional()
+    .ctx("reading an event's hash")
 }
 
 /// The unit's view, or `None` when this journal never allocated it.

@@ -21,6 +21,7 @@ use crate::journal::{
     AllocError, AllocRequest, EventType, Journal, JournalError, NewEvent, WriteTx,
 };
 use crate::protocol::{ErrorCode, Request, Response, Verb};
+use crate::sync::SyncStatus;
 pub use rules::{Command, Refusal};
 
 /// Why a write job produced no change.
@@ -65,15 +66,24 @@ pub struct Line {
     config: Arc<Config>,
     journal: Journal,
     printers: Arc<dyn PrinterStatus>,
+    sync: Arc<SyncStatus>,
 }
 
 impl Line {
     pub fn new(config: Arc<Config>, journal: Journal, printers: Arc<dyn PrinterStatus>) -> Self {
+        let sync = Arc::new(SyncStatus::new(config.upstream.is_some()));
         Self {
             config,
             journal,
             printers,
+            sync,
         }
+    }
+
+    /// STATUS reports this sync state (`sync=ok|halted|error|off`).
+    pub fn with_sync_status(mut self, sync: Arc<SyncStatus>) -> Self {
+        self.sync = sync;
+        self
     }
 
     pub fn journal(&self) -> &Journal {
@@ -123,6 +133,7 @@ impl Line {
                     ("ids_left", left.to_string()),
                     ("printer", state),
                     ("queued", queued.to_string()),
+                    ("sync", self.sync.word().to_string()),
                 ])
             }
             _ => self.mutate(station, req).await,

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod store;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -460,4 +462,72 @@ pub async fn connect_when_up(port: u16) -> tokio::net::TcpStream {
             Err(e) => panic!("linemark run never listened on port {port}: {e}"),
         }
     }
+}
+
+/// `[upstream]` for the fake store at `url`: a token file, one-second
+/// time-outs and back-off from 20 ms, so fault scripts run quickly.
+pub fn upstream_toml(url: &str, mode: &str) -> String {
+    format!(
+        r#"
+[upstream]
+url = "{url}"
+token_file = "keys/upstream.token"
+mode = "{mode}"
+interval_s = 1
+request_timeout_s = 1
+connect_timeout_s = 1
+retry_initial_ms = 20
+retry_max_s = 1
+attempts = 30
+block_count = 1000
+"#
+    )
+}
+
+/// A line whose upstream is `url`, with the fake store's token in place.
+pub fn line_with_upstream(url: &str, mode: &str, extra: &str) -> Line {
+    let line = Line::with_config(&format!("{extra}{}", upstream_toml(url, mode)));
+    std::fs::write(
+        line.path().join("config/keys/upstream.token"),
+        format!("{}\n", store::TOKEN),
+    )
+    .expect("token file");
+    line
+}
+
+/// Allocates `units` units in jobs of 1,000 (one ALLOCATED event each).
+pub fn fill(j: &Journal, units: u64) {
+    let mut left = units;
+    while left > 0 {
+        let n = left.min(1000);
+        j.write_blocking(move |tx| {
+            for _ in 0..n {
+                tx.allocate(&AllocRequest {
+                    product: "PACK-48V",
+                    gtin: "09506000134352",
+                    level: "item",
+                    lot: Some("L1"),
+                    station: Some("provision-1"),
+                    actor: "station:provision-1",
+                })?;
+            }
+            Ok::<(), AllocError>(())
+        })
+        .expect("allocations");
+        left -= n;
+    }
+}
+
+/// Every event hash in the journal, by seq.
+pub fn journal_hashes(db: &Path) -> Vec<String> {
+    let c = rusqlite::Connection::open(db).expect("db");
+    let mut s = c
+        .prepare("SELECT hash FROM events ORDER BY seq")
+        .expect("sql");
+    let rows = s
+        .query_map([], |r| r.get::<_, String>(0))
+        .expect("sql")
+        .collect::<Result<Vec<_>, _>>()
+        .expect("rows");
+    rows
 }

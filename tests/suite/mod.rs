@@ -12,3 +12,4 @@ mod operations;
 mod restore;
 mod shipments;
 mod stations;
+mod sync;

@@ -87,7 +87,7 @@ async fn ready_comes_once_it_can_serve_and_watchdog_pings_stop_while_the_writer_
     .unwrap();
     let ready = recv(&sock).expect("a message");
     assert!(
-        ready.starts_with("READY=1\nSTATUS=ids_left=100 queued=0"),
+        ready.starts_with("READY=1\nSTATUS=ids_left=100 queued=0 sync=off"),
         "{ready:?}"
     );
     // Ready means serving.
