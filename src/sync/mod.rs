@@ -320,16 +320,36 @@ impl Syncer {
         };
         let mut backoff = Backoff::new(self.retry_initial, self.retry_max);
         progress(st.acked_through, target);
+        // The next batch is built (read, JSON, gzip) while the current one
+        // is in flight, so the two ends' CPU work overlaps.
+        let mut prefetched: Option<Batch> = None;
         while st.acked_through < target {
             let after = st.acked_through;
-            let line = self.line_id.clone();
-            let (c, batch) = blocking(move || {
-                let b = read_batch(&conn, &line, after, target);
+            let batch = match prefetched.take() {
+                Some(b) if b.first_seq == after + 1 => b,
+                _ => {
+                    let line = self.line_id.clone();
+                    let (c, batch) = blocking(move || {
+                        let b = read_batch(&conn, &line, after, target);
+                        (conn, b)
+                    })
+                    .await?;
+                    conn = c;
+                    match batch? {
+                        Some(b) => b,
+                        None => break,
+                    }
+                }
+            };
+            let (line, next_after) = (self.line_id.clone(), batch.last_seq);
+            let prefetch = tokio::task::spawn_blocking(move || {
+                let b = if next_after < target {
+                    read_batch(&conn, &line, next_after, target)
+                } else {
+                    Ok(None)
+                };
                 (conn, b)
-            })
-            .await?;
-            conn = c;
-            let Some(batch) = batch? else { break };
+            });
             // Re-send this very batch until it is acknowledged.
             loop {
                 if cancel.is_cancelled() {
@@ -414,6 +434,14 @@ impl Syncer {
                     }
                 }
             }
+            let (c, next) = prefetch.await.map_err(|e| {
+                SyncError::Journal(JournalError::Sql {
+                    what: "building the next batch",
+                    message: e.to_string(),
+                })
+            })?;
+            conn = c;
+            prefetched = next?;
         }
         Ok(report)
     }

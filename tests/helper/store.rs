@@ -156,15 +156,17 @@ fn respond(w: &mut TcpStream, status: u16, body: &str) -> std::io::Result<()> {
         500 => "Internal Server Error",
         _ => "Other",
     };
-    write!(
-        w,
+    // One write: several small ones would meet Nagle and delayed ACKs.
+    let text = format!(
         "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
         body.len()
-    )?;
+    );
+    w.write_all(text.as_bytes())?;
     w.flush()
 }
 
 fn serve(conn: TcpStream, st: &Mutex<StoreState>, line: &str) {
+    let _ = conn.set_nodelay(true);
     let mut w = match conn.try_clone() {
         Ok(w) => w,
         Err(_) => return,
@@ -250,7 +252,7 @@ fn upload(
     } else {
         body.to_vec()
     };
-    let v: serde_json::Value = match serde_json::from_slice(&json) {
+    let mut v: serde_json::Value = match serde_json::from_slice(&json) {
         Ok(v) => v,
         Err(e) => return (400, format!(r#"{{"error":"bad json: {e}"}}"#)),
     };
@@ -264,11 +266,13 @@ fn upload(
     if v["line_id"] != line {
         return (400, r#"{"error":"wrong line_id"}"#.into());
     }
-    let (Some(first), Some(last), Some(prev), Some(events)) = (
+    let serde_json::Value::Array(events) = v["events"].take() else {
+        return (400, r#"{"error":"missing events"}"#.into());
+    };
+    let (Some(first), Some(last), Some(prev)) = (
         v["first_seq"].as_i64(),
         v["last_seq"].as_i64(),
         v["prev_hash"].as_str(),
-        v["events"].as_array(),
     ) else {
         return (400, r#"{"error":"missing fields"}"#.into());
     };
@@ -298,9 +302,10 @@ fn upload(
     let mut prev = prev.to_string();
     let mut canon = String::new();
     let mut new = Vec::new();
-    for (i, ev) in events.iter().enumerate() {
+    let count = events.len() as i64;
+    for (i, mut e) in events.into_iter().enumerate() {
         let seq = first + i as i64;
-        let mut e = ev.clone();
+        let kind = e["type"].as_str().unwrap_or("").to_string();
         let Some(obj) = e.as_object_mut() else {
             return (400, r#"{"error":"an event is not an object"}"#.into());
         };
@@ -323,11 +328,11 @@ fn upload(
             return (409, format!(r#"{{"error":"chain mismatch at seq {seq}"}}"#));
         }
         if seq > have {
-            new.push((h.clone(), ev["type"].as_str().unwrap_or("").to_string()));
+            new.push((h.clone(), kind));
         }
         prev = h;
     }
-    if last != first + events.len() as i64 - 1 {
+    if last != first + count - 1 {
         return (
             400,
             r#"{"error":"last_seq does not match the events"}"#.into(),
