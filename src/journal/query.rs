@@ -188,6 +188,20 @@ pub fn hash_at(conn: &Connection, seq: i64) -> Result<Option<String>, JournalErr
     .ctx("reading an event's hash")
 }
 
+/// The seq of the last event of type `kind` at or before `seq`.
+pub fn last_of_type_at_or_before(
+    conn: &Connection,
+    kind: &str,
+    seq: i64,
+) -> Result<Option<i64>, JournalError> {
+    conn.query_row(
+        "SELECT MAX(seq) FROM events WHERE type = ?1 AND seq <= ?2",
+        rusqlite::params![kind, seq],
+        |r| r.get(0),
+    )
+    .ctx("finding an event by type")
+}
+
 /// The unit's view, or `None` when this journal never allocated it.
 pub fn unit(
     conn: &Connection,

@@ -197,8 +197,9 @@ pub fn journal_pending_halt(
 
 /// Clears a halt (`linemark sync --resume`); answers the halt it cleared.
 /// When the halt came from a journal restored behind the store, the
-/// acknowledged seq moves back to the journal's end, so the store (not a
-/// stale local file) decides whether the chains agree.
+/// acknowledged seq moves back to the last event both chains surely share
+/// (the one before the restore's `RESTORE_DETECTED`), so the store, not a
+/// stale local file, decides whether the chains agree after it.
 pub fn resume(data_dir: &std::path::Path, db: &std::path::Path) -> Result<Option<Halt>, SyncError> {
     let _lock = state::try_lock(data_dir)?.ok_or(SyncError::Busy)?;
     let mut st = state::load(data_dir)?;
@@ -211,7 +212,13 @@ pub fn resume(data_dir: &std::path::Path, db: &std::path::Path) -> Result<Option
     if st.acked_through > last
         || (here.is_some() && st.acked_hash.is_some() && here != st.acked_hash)
     {
-        st.acked_through = st.acked_through.min(last);
+        let end = st.acked_through.min(last);
+        let restored = query::last_of_type_at_or_before(
+            &conn,
+            EventType::RestoreDetected.as_str(),
+            end + 1,
+        )?;
+        st.acked_through = restored.map_or(end, |r| (r - 1).min(end));
         st.acked_hash = query::hash_at(&conn, st.acked_through)?;
     }
     state::save(data_dir, &st)?;

@@ -26,6 +26,8 @@ fn the_systemd_units_verify() {
         "linemark.service",
         "linemark-backup.service",
         "linemark-backup.timer",
+        "linemark-sync.service",
+        "linemark-sync.timer",
     ] {
         let text = std::fs::read_to_string(format!("{root}/systemd/{name}")).unwrap();
         // Point ExecStart at the binary under test instead of /usr/bin.

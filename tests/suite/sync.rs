@@ -373,3 +373,75 @@ async fn block_answers_are_checked_like_blocks_import() {
         .unwrap();
     assert_eq!(blocks, vec!["b1", "b4"], "refused answers imported nothing");
 }
+
+fn backup(line: &Line, name: &str) -> std::path::PathBuf {
+    let b = line.path().join(name);
+    let out = line.cli(&["backup", b.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    b
+}
+
+fn restore(line: &Line, b: &std::path::Path) {
+    let out = line.cli(&["restore", b.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// The restore drill with a store: back up, run (offline), restore, run,
+/// sync: the store continues from where it is, with a chain it verifies.
+#[test]
+fn after_a_restore_sync_resumes_where_the_store_is() {
+    let store = FakeStore::start("P1-L03");
+    let line = line_with_upstream(&store.url(), "off", "");
+    grant_in(&line, 100);
+    assert_eq!(sync(&line, &[]).status.code(), Some(0));
+    let synced = store.acked();
+    let b = backup(&line, "nightly.db");
+    fill(&line.open(), 50); // the line runs offline; these events are lost
+    restore(&line, &b);
+    fill(&line.open(), 20);
+    let out = sync(&line, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("synced seq {}..=", synced + 1)),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(store.hashes(), journal_hashes(&line.db_path()));
+    assert!(store
+        .state
+        .lock()
+        .unwrap()
+        .types
+        .iter()
+        .any(|t| t == "RESTORE_DETECTED"));
+    let out = line.cli(&["journal", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// A backup older than what the store acknowledged cannot continue the
+/// store's chain: sync halts before sending anything, and says why.
+#[test]
+fn a_journal_restored_behind_the_store_halts_sync_before_sending() {
+    let store = FakeStore::start("P1-L03");
+    let line = line_with_upstream(&store.url(), "off", "");
+    grant_in(&line, 100);
+    let b = backup(&line, "old.db");
+    fill(&line.open(), 50);
+    assert_eq!(sync(&line, &[]).status.code(), Some(0));
+    let uploads = store.state.lock().unwrap().batches.len();
+    restore(&line, &b);
+    let out = sync(&line, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("restored from an older copy") && err.contains("--resume"),
+        "{err}"
+    );
+    assert_eq!(store.state.lock().unwrap().batches.len(), uploads, "nothing sent");
+    assert_eq!(count_events(&line.db_path(), "SYNC_HALTED"), 1);
+    // --resume lets the store decide: its chain differs, so it answers 409.
+    let out = sync(&line, &["--resume"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("409"), "{}", stderr(&out));
+    assert_eq!(store.acked(), 151, "the store kept its own chain");
+}
