@@ -13,6 +13,7 @@
 //! - [`station`]: serial/TCP IO, one task per station, reconnects.
 //! - [`daemon`]: `linemark run` as a library function.
 //! - [`client`]: a station client over any byte stream.
+//! - [`sync`]: the journal to the central store; block requests.
 //! - [`cli`]: one function per subcommand.
 
 pub mod cli;

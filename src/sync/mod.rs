@@ -213,11 +213,8 @@ pub fn resume(data_dir: &std::path::Path, db: &std::path::Path) -> Result<Option
         || (here.is_some() && st.acked_hash.is_some() && here != st.acked_hash)
     {
         let end = st.acked_through.min(last);
-        let restored = query::last_of_type_at_or_before(
-            &conn,
-            EventType::RestoreDetected.as_str(),
-            end + 1,
-        )?;
+        let restored =
+            query::last_of_type_at_or_before(&conn, EventType::RestoreDetected.as_str(), end + 1)?;
         st.acked_through = restored.map_or(end, |r| (r - 1).min(end));
         st.acked_hash = query::hash_at(&conn, st.acked_through)?;
     }

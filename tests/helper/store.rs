@@ -10,6 +10,9 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair, KeyUsagePurpose};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,32 +57,61 @@ pub struct FakeStore {
     pub addr: SocketAddr,
     pub state: Arc<Mutex<StoreState>>,
     stop: Arc<AtomicBool>,
+    scheme: &'static str,
 }
 
 pub const TOKEN: &str = "test-token-5f2b9c";
 
 impl FakeStore {
+    /// A store speaking plain HTTP.
     pub fn start(line_id: &str) -> FakeStore {
+        Self::start_with(line_id, None)
+    }
+
+    /// A store speaking HTTPS with a certificate from a fresh test CA, and
+    /// asking for a client certificate from that CA (mutual TLS).
+    pub fn start_tls(line_id: &str) -> (FakeStore, TestPki) {
+        let pki = TestPki::new();
+        let store = Self::start_with(line_id, Some(pki.server_config()));
+        (store, pki)
+    }
+
+    fn start_with(line_id: &str, tls: Option<Arc<rustls::ServerConfig>>) -> FakeStore {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let addr = listener.local_addr().expect("addr");
         let state = Arc::new(Mutex::new(StoreState::default()));
         let stop = Arc::new(AtomicBool::new(false));
         let (st, stp, line) = (state.clone(), stop.clone(), line_id.to_string());
+        let scheme = if tls.is_some() { "https" } else { "http" };
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if stp.load(Ordering::Acquire) {
                     return;
                 }
                 let Ok(conn) = conn else { continue };
-                let (st, line) = (st.clone(), line.clone());
-                std::thread::spawn(move || serve(conn, &st, &line));
+                let _ = conn.set_nodelay(true);
+                let (st, line, tls) = (st.clone(), line.clone(), tls.clone());
+                std::thread::spawn(move || match tls {
+                    None => serve(conn, &st, &line),
+                    Some(cfg) => {
+                        let Ok(server) = rustls::ServerConnection::new(cfg) else {
+                            return;
+                        };
+                        serve(rustls::StreamOwned::new(server, conn), &st, &line);
+                    }
+                });
             }
         });
-        FakeStore { addr, state, stop }
+        FakeStore {
+            addr,
+            state,
+            stop,
+            scheme,
+        }
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("{}://{}", self.scheme, self.addr)
     }
 
     pub fn fault(&self, f: Fault) {
@@ -118,7 +150,7 @@ impl Req {
     }
 }
 
-fn read_head(r: &mut BufReader<TcpStream>) -> Option<Req> {
+fn read_head<S: Read>(r: &mut BufReader<S>) -> Option<Req> {
     let mut line = String::new();
     if r.read_line(&mut line).ok()? == 0 {
         return None;
@@ -146,7 +178,7 @@ fn read_head(r: &mut BufReader<TcpStream>) -> Option<Req> {
     })
 }
 
-fn respond(w: &mut TcpStream, status: u16, body: &str) -> std::io::Result<()> {
+fn respond<S: Write>(w: &mut S, status: u16, body: &str) -> std::io::Result<()> {
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
@@ -165,12 +197,7 @@ fn respond(w: &mut TcpStream, status: u16, body: &str) -> std::io::Result<()> {
     w.flush()
 }
 
-fn serve(conn: TcpStream, st: &Mutex<StoreState>, line: &str) {
-    let _ = conn.set_nodelay(true);
-    let mut w = match conn.try_clone() {
-        Ok(w) => w,
-        Err(_) => return,
-    };
+fn serve<S: Read + Write>(conn: S, st: &Mutex<StoreState>, line: &str) {
     let mut r = BufReader::new(conn);
     while let Some(req) = read_head(&mut r) {
         let len: usize = req
@@ -188,8 +215,7 @@ fn serve(conn: TcpStream, st: &Mutex<StoreState>, line: &str) {
         if let Some(Fault::CutMidBody) = fault {
             let mut half = vec![0u8; len / 2];
             let _ = r.read_exact(&mut half);
-            let _ = w.shutdown(std::net::Shutdown::Both);
-            return;
+            return; // dropping the stream closes the connection
         }
         let mut body = vec![0u8; len];
         if r.read_exact(&mut body).is_err() {
@@ -219,7 +245,7 @@ fn serve(conn: TcpStream, st: &Mutex<StoreState>, line: &str) {
         } else {
             (404, r#"{"error":"no such path"}"#.to_string())
         };
-        if respond(&mut w, status, &answer).is_err() {
+        if respond(r.get_mut(), status, &answer).is_err() {
             return;
         }
     }
@@ -351,5 +377,73 @@ fn upload(
         }
         Some(Fault::WrongAck(n)) => (200, format!(r#"{{"acked_through":{n}}}"#)),
         _ => (200, format!(r#"{{"acked_through":{acked}}}"#)),
+    }
+}
+
+/// A test CA, the store's certificate (for 127.0.0.1 and localhost) and a
+/// client certificate for the line, all made fresh per test.
+pub struct TestPki {
+    pub ca_pem: String,
+    pub client_cert_pem: String,
+    pub client_key_pem: String,
+    ca_der: CertificateDer<'static>,
+    server_der: CertificateDer<'static>,
+    server_key_der: Vec<u8>,
+}
+
+impl TestPki {
+    fn new() -> TestPki {
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "linemark test CA");
+        let ca =
+            CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("key")).expect("CA");
+        let server_key = KeyPair::generate().expect("key");
+        let server = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+            .expect("params")
+            .signed_by(&server_key, &ca)
+            .expect("server cert");
+        let client_key = KeyPair::generate().expect("key");
+        let client = CertificateParams::new(vec!["line-p1-l03.example".to_string()])
+            .expect("params")
+            .signed_by(&client_key, &ca)
+            .expect("client cert");
+        TestPki {
+            ca_pem: ca.pem(),
+            client_cert_pem: client.pem(),
+            client_key_pem: client_key.serialize_pem(),
+            ca_der: ca.der().clone(),
+            server_der: server.der().clone(),
+            server_key_der: server_key.serialize_der(),
+        }
+    }
+
+    fn server_config(&self) -> Arc<rustls::ServerConfig> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(self.ca_der.clone()).expect("CA root");
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .expect("client verifier");
+        let cfg = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(
+                vec![self.server_der.clone()],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.server_key_der.clone())),
+            )
+            .expect("server config");
+        Arc::new(cfg)
     }
 }

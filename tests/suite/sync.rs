@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helper::store::{FakeStore, Fault, TOKEN};
+use crate::helper::store::{FakeStore, Fault, TestPki, TOKEN};
 use crate::helper::{
     count_events, fill, grant, journal_hashes, line_with_upstream, stderr, stdout, Line,
 };
@@ -437,11 +437,99 @@ fn a_journal_restored_behind_the_store_halts_sync_before_sending() {
         err.contains("restored from an older copy") && err.contains("--resume"),
         "{err}"
     );
-    assert_eq!(store.state.lock().unwrap().batches.len(), uploads, "nothing sent");
+    assert_eq!(
+        store.state.lock().unwrap().batches.len(),
+        uploads,
+        "nothing sent"
+    );
     assert_eq!(count_events(&line.db_path(), "SYNC_HALTED"), 1);
     // --resume lets the store decide: its chain differs, so it answers 409.
     let out = sync(&line, &["--resume"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("409"), "{}", stderr(&out));
     assert_eq!(store.acked(), 151, "the store kept its own chain");
+}
+
+/// A line syncing to a TLS store, trusting its CA and presenting a client
+/// certificate only when told to.
+fn tls_line(store: &FakeStore, pki: &TestPki, trust_ca: bool, client_cert: bool) -> Line {
+    let mut up =
+        crate::helper::upstream_toml(&store.url(), "off").replace("attempts = 30", "attempts = 2");
+    if trust_ca {
+        up.push_str("ca_file = \"keys/store-ca.pem\"\n");
+    }
+    if client_cert {
+        up.push_str("client_cert = \"keys/line.crt\"\nclient_key = \"keys/line.key\"\n");
+    }
+    let line = Line::with_config(&up);
+    let keys = line.path().join("config/keys");
+    std::fs::write(keys.join("upstream.token"), TOKEN).unwrap();
+    std::fs::write(keys.join("store-ca.pem"), &pki.ca_pem).unwrap();
+    std::fs::write(keys.join("line.crt"), &pki.client_cert_pem).unwrap();
+    std::fs::write(keys.join("line.key"), &pki.client_key_pem).unwrap();
+    grant_in(&line, 20);
+    line
+}
+
+#[test]
+fn sync_over_mutual_tls_trusts_the_configured_ca() {
+    let (store, pki) = FakeStore::start_tls("P1-L03");
+    let line = tls_line(&store, &pki, true, true);
+    let out = sync(&line, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(store.hashes(), journal_hashes(&line.db_path()));
+}
+
+#[test]
+fn an_unknown_store_certificate_or_a_missing_client_certificate_fails_the_sync() {
+    let (store, pki) = FakeStore::start_tls("P1-L03");
+    // The store's CA is not trusted: the public roots do not know it.
+    let line = tls_line(&store, &pki, false, true);
+    let out = sync(&line, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).to_lowercase().contains("certificate"),
+        "{}",
+        stderr(&out)
+    );
+    // Trusted store, but no client certificate: the store hangs up.
+    let line = tls_line(&store, &pki, true, false);
+    let out = sync(&line, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(store.acked(), 0, "nothing reached the store");
+    // A CA file that is not PEM is a config problem named by its key.
+    let line = tls_line(&store, &pki, true, true);
+    std::fs::write(
+        line.path().join("config/keys/store-ca.pem"),
+        "not a certificate",
+    )
+    .unwrap();
+    let out = sync(&line, &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("upstream.ca_file"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn check_config_proves_the_token_and_tls_files_usable_now() {
+    let store = FakeStore::start("P1-L03");
+    let line = line_with_upstream(&store.url(), "nightly", "");
+    let out = line.cli(&["check-config"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("sync nightly at 02:00 Europe/Berlin; token readable"),
+        "{}",
+        stdout(&out)
+    );
+    std::fs::remove_file(line.path().join("config/keys/upstream.token")).unwrap();
+    let out = line.cli(&["check-config"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("upstream.token_file"),
+        "{}",
+        stderr(&out)
+    );
 }
