@@ -131,7 +131,7 @@ pub fn for_each(
 }
 
 /// A cell a spreadsheet would take for a formula gets a leading `'`.
-fn cell(v: &str) -> String {
+pub(crate) fn cell(v: &str) -> String {
     if v.starts_with(['=', '+', '-', '@']) {
         format!("'{v}")
     } else {

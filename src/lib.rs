@@ -29,5 +29,6 @@ pub mod label;
 pub mod line;
 pub mod printer;
 pub mod protocol;
+pub mod report;
 pub mod station;
 pub mod sync;

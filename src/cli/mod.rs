@@ -12,6 +12,7 @@ mod demo;
 mod export;
 mod journal;
 mod label;
+mod report;
 mod restore;
 mod run;
 mod sync;
@@ -86,6 +87,9 @@ pub enum Command {
         /// Destination file, or an existing folder to put a dated file in.
         dest: PathBuf,
     },
+    /// Reports for quality engineers.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
     /// Send the journal to the central store now (what the systemd timer runs).
     Sync {
         /// Clear a halt (after a 409 from the store) first.
@@ -177,5 +181,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Backup { dest } => backup::run(&cli.config, &dest),
         Command::Restore { backup } => restore::run(&cli.config, &backup),
         Command::Sync { resume } => sync::run(&cli.config, resume),
+        Command::Report(c) => report::run(&cli.config, c),
     }
 }

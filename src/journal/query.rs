@@ -188,6 +188,60 @@ pub fn hash_at(conn: &Connection, seq: i64) -> Result<Option<String>, JournalErr
     .ctx("reading an event's hash")
 }
 
+/// An event inside a time window, with its unit's product and lot.
+pub struct WindowEvent<'a> {
+    pub seq: i64,
+    pub ts: &'a str,
+    pub station: Option<&'a str>,
+    pub actor: &'a str,
+    pub kind: &'a str,
+    pub unit: Option<&'a str>,
+    /// Canonical JSON of the data object.
+    pub data: &'a str,
+    pub product: Option<&'a str>,
+    pub lot: Option<&'a str>,
+}
+
+/// Calls `f` with every event whose `ts` is in `[from, to)` (RFC 3339 UTC
+/// strings as the journal stores them), in time order, over the `ts` index.
+pub fn for_each_event_between(
+    conn: &Connection,
+    from: &str,
+    to: &str,
+    mut f: impl FnMut(&WindowEvent<'_>),
+) -> Result<(), JournalError> {
+    let mut s = conn
+        .prepare_cached(
+            "SELECT e.seq, e.ts, e.station, e.actor, e.type, e.unit, e.data, u.product, u.lot
+             FROM events e LEFT JOIN units u ON u.idx = e.unit_idx
+             WHERE e.ts >= ?1 AND e.ts < ?2 ORDER BY e.ts, e.seq",
+        )
+        .ctx("reading a time window")?;
+    let mut rows = s.query([from, to]).ctx("reading a time window")?;
+    while let Some(r) = rows.next().ctx("reading a time window")? {
+        let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str()?));
+        let opt = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str_or_null()?));
+        let ev = WindowEvent {
+            seq: r.get(0).ctx("reading a time window")?,
+            ts: text(1).ctx("reading a time window")?,
+            station: opt(2).ctx("reading a time window")?,
+            actor: text(3).ctx("reading a time window")?,
+            kind: text(4).ctx("reading a time window")?,
+            unit: opt(5).ctx("reading a time window")?,
+            data: text(6).ctx("reading a time window")?,
+            product: opt(7).ctx("reading a time window")?,
+            lot: opt(8).ctx("reading a time window")?,
+        };
+        f(&ev);
+    }
+    Ok(())
+}
+
+/// IDs left across all held blocks.
+pub fn ids_left(conn: &Connection) -> Result<u64, JournalError> {
+    Ok(blocks(conn)?.iter().map(BlockRow::left).sum())
+}
+
 /// The seq of the last event of type `kind` at or before `seq`.
 pub fn last_of_type_at_or_before(
     conn: &Connection,

@@ -101,6 +101,7 @@ pub struct WriteTx<'c> {
     pub(crate) st: &'c mut WriterState,
     pub(crate) ctx: &'c WriterCtx,
     scratch: String,
+    clock: Option<jiff::Timestamp>,
 }
 
 impl<'c> WriteTx<'c> {
@@ -110,7 +111,15 @@ impl<'c> WriteTx<'c> {
             st,
             ctx,
             scratch: String::new(),
+            clock: None,
         }
+    }
+
+    /// Events appended later in this job carry `ts` instead of the current
+    /// time. For building synthetic journals (benchmarks, report tests);
+    /// the daemon never calls it. Lasts until the job ends.
+    pub fn set_time(&mut self, ts: jiff::Timestamp) {
+        self.clock = Some(ts);
     }
 
     /// The line this journal belongs to.
@@ -153,7 +162,7 @@ impl<'c> WriteTx<'c> {
     pub fn append(&mut self, ev: NewEvent) -> Result<Event, JournalError> {
         let seq = self.st.head.seq + 1;
         let event_id = uuid::Uuid::now_v7().to_string();
-        let ts = format_ts(jiff::Timestamp::now());
+        let ts = format_ts(self.clock.unwrap_or_else(jiff::Timestamp::now));
         let mut data = String::new();
         canonical_json(&ev.data, &mut data);
         let kind = ev.kind.as_str();
@@ -380,6 +389,7 @@ fn run_batch(
             st,
             ctx,
             scratch: std::mem::take(&mut scratch),
+            clock: None,
         };
         let (ok, reply) = job(Ok(&mut tx));
         scratch = tx.scratch;

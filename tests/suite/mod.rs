@@ -9,6 +9,7 @@ mod journal;
 mod labels;
 mod migrations;
 mod operations;
+mod reports;
 mod restore;
 mod shipments;
 mod stations;
