@@ -60,14 +60,18 @@ pub struct Mismatch {
     pub problem: String,
 }
 
-/// A printer fault, journaled when it cleared.
+/// A printer fault: from its `PRINTER_FAULT` to the `cleared` one.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PrinterFault {
-    pub cleared_at: String,
+    /// Local time it began; empty when it began before the shift.
+    pub began: String,
     pub printer: String,
     pub state: String,
     pub reason: String,
+    /// How long it lasted; for a fault still open at the end of the
+    /// shift, how long it had lasted by then.
     pub lasted_s: f64,
+    pub open: bool,
 }
 
 /// One unit touched in the shift: a CSV row.
@@ -185,6 +189,8 @@ pub fn build(
     let mut acc: HashMap<String, UnitAcc> = HashMap::new();
     let mut by_step: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_station: BTreeMap<String, u64> = BTreeMap::new();
+    let mut open_faults: HashMap<String, usize> = HashMap::new();
+    let mut open_began: HashMap<String, String> = HashMap::new();
     let mut r = ShiftReport {
         line_id: ctx.line_id.to_string(),
         facility: ctx.facility.to_string(),
@@ -312,17 +318,48 @@ pub fn build(
             }
             "PRINTER_FAULT" => {
                 let d = data();
-                r.printer_faults.push(PrinterFault {
-                    cleared_at: local(),
-                    printer: str_of(&d, "printer").to_string(),
-                    state: str_of(&d, "state").to_string(),
-                    reason: str_of(&d, "reason").to_string(),
-                    lasted_s: d.get("lasted_s").and_then(Value::as_f64).unwrap_or(0.0),
-                });
+                let printer = str_of(&d, "printer").to_string();
+                if str_of(&d, "state") == "cleared" {
+                    let lasted_s = d.get("lasted_s").and_then(Value::as_f64).unwrap_or(0.0);
+                    match open_faults.remove(&printer) {
+                        Some(i) => {
+                            let f: &mut PrinterFault = &mut r.printer_faults[i];
+                            f.lasted_s = lasted_s;
+                            f.open = false;
+                        }
+                        None => r.printer_faults.push(PrinterFault {
+                            began: String::new(),
+                            printer,
+                            state: "(before the shift)".into(),
+                            reason: str_of(&d, "reason").to_string(),
+                            lasted_s,
+                            open: false,
+                        }),
+                    }
+                } else if !open_faults.contains_key(&printer) {
+                    open_faults.insert(printer.clone(), r.printer_faults.len());
+                    open_began.insert(printer.clone(), ev.ts.to_string());
+                    r.printer_faults.push(PrinterFault {
+                        began: local(),
+                        printer,
+                        state: str_of(&d, "state").to_string(),
+                        reason: str_of(&d, "reason").to_string(),
+                        lasted_s: 0.0,
+                        open: true,
+                    });
+                }
             }
             _ => {}
         }
     })?;
+    for (printer, i) in open_faults {
+        let began = open_began
+            .get(&printer)
+            .and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        if let Some(b) = began {
+            r.printer_faults[i].lasted_s = w.end.duration_since(b).as_secs_f64().max(0.0);
+        }
+    }
     let mut verdicts = 0u64;
     let mut first_pass = 0u64;
     for a in acc.values() {

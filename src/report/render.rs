@@ -167,17 +167,25 @@ pub fn sections(r: &ShiftReport) -> Vec<Section> {
         },
         Section {
             title: "Printer faults",
-            head: &["cleared", "printer", "state", "reason", "lasted"],
+            head: &["began", "printer", "state", "reason", "lasted"],
             rows: r
                 .printer_faults
                 .iter()
                 .map(|x| {
+                    let lasted = if x.open {
+                        format!(
+                            "{} (still open at the end of the shift)",
+                            duration(x.lasted_s)
+                        )
+                    } else {
+                        duration(x.lasted_s)
+                    };
                     vec![
-                        x.cleared_at.clone(),
+                        x.began.clone(),
                         x.printer.clone(),
                         x.state.clone(),
                         x.reason.clone(),
-                        duration(x.lasted_s),
+                        lasted,
                     ]
                 })
                 .collect(),

@@ -83,14 +83,19 @@ fn spring_night(j: &Journal) -> Vec<String> {
         ev(tx, "2026-03-29T03:30:00.000Z", Scrapped, "rework", &u[3], json!({"reason": "dented case", "previous_state": "allocated"}));
         ev(tx, "2026-03-29T03:40:00.000Z", LabelReprinted, "final-1", &u[0], json!({"job": 2, "printer": "p", "template": "t", "reason": "smudged"}));
         ev(tx, "2026-03-29T03:45:00.000Z", LabelMismatch, "final-1", &u[2], json!({"scan": "x", "expected": "y", "problem": "wrong unit"}));
-        at(tx, "2026-03-29T03:50:00.000Z");
-        tx.append(NewEvent {
-            kind: PrinterFault,
-            station: None,
-            actor: "printer:p".into(),
-            unit: None,
-            data: json!({"printer": "p", "state": "paused", "reason": "paper out", "lasted_s": 125.0, "job": 3}),
-        })?;
+        for (ts, state, lasted) in [
+            ("2026-03-29T03:50:00.000Z", "paused", 0.0),
+            ("2026-03-29T03:52:05.000Z", "cleared", 125.0),
+        ] {
+            at(tx, ts);
+            tx.append(NewEvent {
+                kind: PrinterFault,
+                station: None,
+                actor: "printer:p".into(),
+                unit: None,
+                data: json!({"printer": "p", "state": state, "reason": "paper out", "lasted_s": lasted, "job": 3}),
+            })?;
+        }
         let _after = alloc(tx, "2026-03-29T04:00:00.000Z"); // 06:00 CEST: shift A
         Ok::<_, JournalError>(u)
     })
@@ -155,7 +160,17 @@ fn a_shift_report_has_the_known_counts_yield_and_failures() {
     assert_eq!(r.reprints.len(), 1);
     assert_eq!(r.reprints[0].reason, "smudged");
     assert_eq!(r.mismatches[0].problem, "wrong unit");
-    assert_eq!(r.printer_faults[0].lasted_s, 125.0);
+    assert_eq!(
+        r.printer_faults.len(),
+        1,
+        "one fault, from its start to its clearing"
+    );
+    let f = &r.printer_faults[0];
+    assert_eq!(
+        (f.state.as_str(), f.reason.as_str(), f.lasted_s, f.open),
+        ("paused", "paper out", 125.0, false)
+    );
+    assert_eq!(f.began, "2026-03-29 05:50:00");
     assert_eq!(r.ids_left, 10_000 - 6);
     // 4 IDs in 7 hours: 13.7 a day; 9,994 left.
     let days = r.days_of_stock.unwrap();
