@@ -32,3 +32,4 @@ pub mod protocol;
 pub mod report;
 pub mod station;
 pub mod sync;
+pub mod web;

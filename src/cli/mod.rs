@@ -16,6 +16,7 @@ mod report;
 mod restore;
 mod run;
 mod sync;
+mod token;
 mod unit;
 
 use std::fmt;
@@ -87,6 +88,9 @@ pub enum Command {
         /// Destination file, or an existing folder to put a dated file in.
         dest: PathBuf,
     },
+    /// Bearer tokens for the web page's actions.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Reports for quality engineers.
     #[command(subcommand)]
     Report(report::ReportCommand),
@@ -182,5 +186,6 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Restore { backup } => restore::run(&cli.config, &backup),
         Command::Sync { resume } => sync::run(&cli.config, resume),
         Command::Report(c) => report::run(&cli.config, c),
+        Command::Token(c) => token::run(c),
     }
 }

@@ -63,6 +63,7 @@ pub struct Daemon {
     tasks: TaskTracker,
     tcp: BTreeMap<String, SocketAddr>,
     stats: BTreeMap<String, Arc<StationStats>>,
+    web: Option<SocketAddr>,
 }
 
 impl Daemon {
@@ -158,6 +159,29 @@ impl Daemon {
             }
         }
         tasks.spawn(prune_requests(journal.clone(), shutdown.clone()));
+        let web = match tokio::net::TcpListener::bind(config.web.listen).await {
+            Ok(l) => {
+                let addr = l.local_addr().ok();
+                let state = crate::web::WebState {
+                    config: config.clone(),
+                    journal: journal.clone(),
+                    line: line.clone(),
+                    hub: hub.clone(),
+                    stations: stats.clone(),
+                    sync: sync_status.clone(),
+                    actions: Default::default(),
+                };
+                tasks.spawn(crate::web::serve(l, state, shutdown.clone()));
+                if let Some(a) = addr {
+                    tracing::info!(url = %format!("http://{a}/"), "web page");
+                }
+                addr
+            }
+            Err(e) => {
+                tracing::error!(listen = %config.web.listen, error = %e, "the web page cannot listen; the line runs on without it (set [web] listen)");
+                None
+            }
+        };
         let notifier = Arc::new(sup.notifier);
         let stations = config.stations.len();
         let status = StatusParts {
@@ -187,7 +211,13 @@ impl Daemon {
             tasks,
             tcp,
             stats,
+            web,
         })
+    }
+
+    /// Where the web page listens (`None` when it could not bind).
+    pub fn web_addr(&self) -> Option<SocketAddr> {
+        self.web
     }
 
     /// Where a TCP station listens.

@@ -27,6 +27,19 @@ pub struct LabelJob {
 }
 
 impl WriteTx<'_> {
+    /// The printer of a unit's latest label job.
+    pub fn last_printer(&self, unit: &str) -> Result<Option<String>, JournalError> {
+        let idx = self.index_of(unit)? as i64;
+        self.conn
+            .query_row(
+                "SELECT printer FROM label_jobs WHERE unit_idx = ?1 ORDER BY job DESC LIMIT 1",
+                [idx],
+                |r| r.get(0),
+            )
+            .optional()
+            .ctx("finding a unit's printer")
+    }
+
     /// Queues a label and journals it (`LABEL_QUEUED`, or `LABEL_REPRINTED`
     /// with the reason). Returns the job number.
     pub fn queue_label(
@@ -34,7 +47,8 @@ impl WriteTx<'_> {
         printer: &str,
         unit: &str,
         template: &str,
-        station: &str,
+        station: Option<&str>,
+        actor: &str,
         reprint_reason: Option<&str>,
     ) -> Result<(i64, Event), JournalError> {
         let idx = self.index_of(unit)? as i64;
@@ -56,8 +70,8 @@ impl WriteTx<'_> {
         }
         let ev = self.append(NewEvent {
             kind: ev_kind,
-            station: Some(station.to_string()),
-            actor: format!("station:{station}"),
+            station: station.map(str::to_string),
+            actor: actor.to_string(),
             unit: Some(unit.to_string()),
             data,
         })?;

@@ -85,6 +85,51 @@ pub struct Shared {
     pub commits: AtomicU64,
     /// Jobs answered, refused ones included.
     pub jobs: AtomicU64,
+    /// How long each COMMIT (the WAL write and its fsync) took.
+    pub commit_latency: Histogram,
+}
+
+/// Upper bounds (seconds) of the commit latency histogram's buckets.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+];
+
+/// A latency histogram with fixed buckets, lock-free.
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// Non-cumulative counts per bucket; the last one is `+Inf`.
+    counts: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_ns: AtomicU64,
+}
+
+impl Histogram {
+    pub fn observe(&self, d: std::time::Duration) {
+        let s = d.as_secs_f64();
+        let i = LATENCY_BUCKETS
+            .iter()
+            .position(|&b| s <= b)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_ns.fetch_add(
+            d.as_nanos().min(u128::from(u64::MAX)) as u64,
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Cumulative counts per bucket (the last is `+Inf`, the total), and the
+    /// sum in seconds.
+    pub fn snapshot(&self) -> (Vec<u64>, f64) {
+        let mut acc = 0;
+        let cumulative = self
+            .counts
+            .iter()
+            .map(|c| {
+                acc += c.load(Ordering::Relaxed);
+                acc
+            })
+            .collect();
+        (cumulative, self.sum_ns.load(Ordering::Relaxed) as f64 / 1e9)
+    }
 }
 
 /// How to open a journal for writing.

@@ -412,7 +412,9 @@ fn run_batch(
         outcome = st.hw.write(&ctx.hw_path).map_err(JournalError::from);
     }
     if outcome.is_ok() {
+        let t = std::time::Instant::now();
         outcome = conn.execute_batch("COMMIT").ctx("committing");
+        shared.commit_latency.observe(t.elapsed());
     }
     if outcome.is_err() {
         let _ = conn.execute_batch("ROLLBACK");

@@ -60,6 +60,13 @@ impl PrinterStatus for NoPrinters {
     fn job_queued(&self, _printer: &str) {}
 }
 
+/// What a signed-in user of the web page asks for.
+#[derive(Debug, Clone)]
+pub enum Action {
+    Reprint { unit: String, reason: String },
+    Scrap { unit: String, reason: String },
+}
+
 /// The line: config, journal, and what STATUS needs to know.
 #[derive(Clone)]
 pub struct Line {
@@ -137,6 +144,54 @@ impl Line {
                 ])
             }
             _ => self.mutate(station, req).await,
+        }
+    }
+
+    /// Runs a web action as `actor` (`web:ROLE:NAME`) through the same
+    /// checks and events as the station verbs; answers what was done.
+    pub async fn act(&self, actor: String, action: Action) -> Result<String, Refusal> {
+        let cfg = self.config.clone();
+        let fallback = cfg.printers.first().map(|p| p.name.clone());
+        let result = self
+            .journal
+            .write(move |tx| match action {
+                Action::Scrap { unit, reason } => {
+                    scrap(tx, None, &actor, &unit, &reason)?;
+                    Ok((format!("unit {unit} scrapped"), None))
+                }
+                Action::Reprint { unit, reason } => {
+                    let printer = match tx.last_printer(&unit).ok().flatten().or(fallback) {
+                        Some(p) => p,
+                        None => {
+                            return Err(refuse(
+                                ErrorCode::NotAllowed,
+                                "no printer is configured for a reprint",
+                            ))
+                        }
+                    };
+                    let job = reprint(tx, &cfg, None, &actor, &printer, &unit, &reason)?;
+                    Ok((
+                        format!("label job {job} queued on printer {printer}"),
+                        Some(printer),
+                    ))
+                }
+            })
+            .await;
+        match result {
+            Ok((summary, printer)) => {
+                if let Some(p) = printer {
+                    self.printers.job_queued(&p);
+                }
+                Ok(summary)
+            }
+            Err(LineError::Refused(r)) => Err(r),
+            Err(LineError::Journal(e)) => {
+                tracing::error!(error = %e, "journal write failed for a web action");
+                Err(Refusal::new(
+                    ErrorCode::Storage,
+                    "the journal could not store this action; try again",
+                ))
+            }
         }
     }
 
@@ -353,29 +408,35 @@ fn apply(
             match (&st.printer, pass) {
                 (Some(printer), true) => {
                     let template = template_of(cfg, &u)?;
-                    let (job, _) = tx.queue_label(printer, &unit, &template, station, None)?;
+                    let (job, _) = tx.queue_label(
+                        printer,
+                        &unit,
+                        &template,
+                        Some(station),
+                        &actor(station),
+                        None,
+                    )?;
                     Ok(Response::ok_with([("label", job.to_string())]))
                 }
                 _ => Ok(Response::ok()),
             }
         }
         Command::Reprint { unit, reason } => {
-            let u = known_unit(tx, &unit)?;
-            not_scrapped(&u)?;
-            if u.state != "passed" {
-                return Err(refuse(
-                    ErrorCode::Route,
-                    format!("unit {unit} has not passed final test: no label before FINAL PASS"),
-                ));
-            }
             let printer = st.printer.as_ref().ok_or_else(|| {
                 refuse(
                     ErrorCode::NotAllowed,
                     format!("station {station} has no printer configured"),
                 )
             })?;
-            let template = template_of(cfg, &u)?;
-            let (job, _) = tx.queue_label(printer, &unit, &template, station, Some(&reason))?;
+            let job = reprint(
+                tx,
+                cfg,
+                Some(station),
+                &actor(station),
+                printer,
+                &unit,
+                &reason,
+            )?;
             Ok(Response::ok_with([("label", job.to_string())]))
         }
         Command::Verify { unit, scan } => verify(tx, cfg, station, &unit, &scan),
@@ -441,19 +502,54 @@ fn apply(
             Ok(Response::ok())
         }
         Command::Scrap { unit, reason } => {
-            let u = known_unit(tx, &unit)?;
-            not_scrapped(&u)?;
-            let ev = event(
-                tx,
-                EventType::Scrapped,
-                station,
-                &unit,
-                json!({"reason": reason, "previous_state": u.state}),
-            )?;
-            tx.set_scrapped(u.idx, ev.seq, &reason)?;
+            scrap(tx, Some(station), &actor(station), &unit, &reason)?;
             Ok(Response::ok())
         }
     }
+}
+
+/// Queues a new label for a unit that passed final test; answers the job.
+fn reprint(
+    tx: &mut WriteTx<'_>,
+    cfg: &Config,
+    station: Option<&str>,
+    actor: &str,
+    printer: &str,
+    unit: &str,
+    reason: &str,
+) -> Result<i64, LineError> {
+    let u = known_unit(tx, unit)?;
+    not_scrapped(&u)?;
+    if u.state != "passed" {
+        return Err(refuse(
+            ErrorCode::Route,
+            format!("unit {unit} has not passed final test: no label before FINAL PASS"),
+        ));
+    }
+    let template = template_of(cfg, &u)?;
+    let (job, _) = tx.queue_label(printer, unit, &template, station, actor, Some(reason))?;
+    Ok(job)
+}
+
+/// Scraps a unit with a reason.
+fn scrap(
+    tx: &mut WriteTx<'_>,
+    station: Option<&str>,
+    actor: &str,
+    unit: &str,
+    reason: &str,
+) -> Result<(), LineError> {
+    let u = known_unit(tx, unit)?;
+    not_scrapped(&u)?;
+    let ev = tx.append(NewEvent {
+        kind: EventType::Scrapped,
+        station: station.map(str::to_string),
+        actor: actor.to_string(),
+        unit: Some(unit.to_string()),
+        data: json!({"reason": reason, "previous_state": u.state}),
+    })?;
+    tx.set_scrapped(u.idx, ev.seq, reason)?;
+    Ok(())
 }
 
 fn template_of(cfg: &Config, u: &crate::journal::units::UnitState) -> Result<String, LineError> {

@@ -11,6 +11,7 @@ pub mod zebra;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -291,6 +292,10 @@ async fn cups(queue: &str, job: &LabelJob, pdf: &[u8]) -> Result<(), Fault> {
 pub struct Hub {
     states: Mutex<BTreeMap<String, (State, u64)>>,
     bells: Mutex<BTreeMap<String, Arc<Notify>>>,
+    /// Labels the printers took, since start.
+    pub printed: AtomicU64,
+    /// Printer faults that began, since start.
+    pub faults: AtomicU64,
 }
 
 impl Hub {
@@ -441,6 +446,7 @@ pub async fn run_printer(
                 {
                     tracing::error!(printer = %name, job = job.job, error = %e, "label printed but not recorded; it will be sent again");
                 }
+                hub.printed.fetch_add(1, Ordering::Relaxed);
                 if let Some((f, since)) = fault.take() {
                     let lasted = since.elapsed().as_secs_f64();
                     tracing::info!(printer = %name, reason = %f.reason, lasted_s = lasted, "printer fault cleared");
@@ -454,6 +460,7 @@ pub async fn run_printer(
                 if changed {
                     // A new situation: look again soon.
                     retry = MIN_RETRY;
+                    hub.faults.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(printer = %name, state = f.state.as_str(), reason = %f.reason, job = job.job, "printer fault: labels are held until it clears");
                     journal_fault(&journal, &name, f.state.as_str(), &f.reason, 0.0, job.job).await;
                     let since = fault.as_ref().map_or_else(Instant::now, |(_, s)| *s);

@@ -36,6 +36,8 @@ pub struct StationStats {
     /// Unix milliseconds of the last frame answered (0: none yet).
     pub last_frame_ms: AtomicI64,
     pub last_error: Mutex<Option<ErrorCode>>,
+    /// Error answers by code, indexed like `ErrorCode::ALL`.
+    pub by_code: [AtomicU64; ErrorCode::ALL.len()],
 }
 
 impl StationStats {
@@ -46,6 +48,7 @@ impl StationStats {
             .store(jiff::Timestamp::now().as_millisecond(), Ordering::Relaxed);
         if let Response::Err { code, .. } = answer {
             self.errors.fetch_add(1, Ordering::Relaxed);
+            self.by_code[*code as usize].fetch_add(1, Ordering::Relaxed);
             if let Ok(mut e) = self.last_error.lock() {
                 *e = Some(*code);
             }

@@ -70,6 +70,9 @@ gtin = "09506000134352"
 level = "item"
 template = "pack-50x30"
 required_steps = ["provision", "functional"]
+
+[web]
+listen = "127.0.0.1:0"
 "#;
 
 impl Line {

@@ -14,3 +14,4 @@ mod restore;
 mod shipments;
 mod stations;
 mod sync;
+mod web;
