@@ -1,0 +1,201 @@
+//! A real browser on the web page: headless Chromium driven over the
+//! WebDriver protocol (Debian's `chromium` and `chromium-driver`, which
+//! `.ci/run` installs). It opens the status page and a unit page, searches
+//! by a Digital Link URI through the search box, and takes screenshots
+//! (written to `target/tmp/browser/`). Without Chromium the test prints a
+//! loud SKIPPED line and passes.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::web::{passed_unit, web_line};
+use linemark::daemon::Daemon;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const DRIVER: &str = "/usr/bin/chromedriver";
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+struct Driver {
+    http: reqwest::Client,
+    base: String,
+    session: String,
+}
+
+impl Driver {
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut rq = self.http.request(method, &url);
+        if let Some(b) = body {
+            rq = rq
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let r = rq.send().await.unwrap_or_else(|e| panic!("{url}: {e}"));
+        let status = r.status();
+        let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+        assert!(status.is_success(), "{url}: {status} {v}");
+        v["value"].clone()
+    }
+
+    async fn go(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+            .await;
+    }
+
+    async fn find(&self, css: &str) -> String {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        v[ELEMENT].as_str().unwrap().to_string()
+    }
+
+    async fn text(&self, css: &str) -> String {
+        let e = self.find(css).await;
+        self.call(reqwest::Method::GET, &format!("/element/{e}/text"), None)
+            .await
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn screenshot(&self, name: &str) -> std::path::PathBuf {
+        use base64::Engine as _;
+        let v = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap())
+            .unwrap();
+        let decoder = png::Decoder::new(std::io::Cursor::new(&png));
+        let info = decoder.read_info().unwrap();
+        assert!(info.info().width >= 800, "a real screenshot");
+        let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, &png).unwrap();
+        p
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_shows_status_and_unit_pages_and_finds_a_unit_by_its_digital_link() {
+    if !std::path::Path::new(CHROMIUM).exists() || !std::path::Path::new(DRIVER).exists() {
+        eprintln!(
+            "\n*** SKIPPED: the browser test needs {CHROMIUM} and {DRIVER} \
+             (apt-get install chromium chromium-driver; .ci/run installs them) ***\n"
+        );
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let line = web_line(out.path());
+    let d = Daemon::start(line.config()).await.unwrap();
+    let site = format!("http://{}", d.web_addr().unwrap());
+    let unit = passed_unit(&d).await;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut driver = tokio::process::Command::new(DRIVER)
+        .arg(format!("--port={port}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/status")).send().await {
+            if r.status().is_success() {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "chromedriver did not start");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let profile = tempfile::tempdir().unwrap();
+    let caps = json!({"capabilities": {"alwaysMatch": {
+        "browserName": "chrome",
+        "goog:chromeOptions": {
+            "binary": CHROMIUM,
+            "args": [
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-quic", "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.path().display()),
+            ]
+        }
+    }}});
+    let r = http
+        .post(format!("{base}/session"))
+        .header("content-type", "application/json")
+        .body(caps.to_string())
+        .send()
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&r.bytes().await.unwrap()).unwrap();
+    let session = v["value"]["sessionId"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no session: {v}"))
+        .to_string();
+    let b = Driver {
+        http: http.clone(),
+        base: base.clone(),
+        session,
+    };
+
+    // The status page: the station and the live IDs-left figure.
+    b.go(&format!("{site}/")).await;
+    assert_eq!(b.text("#ids_left").await, "9999");
+    assert!(b.text("#stations").await.contains('t'));
+    let shot = b.screenshot("status.png").await;
+    eprintln!("screenshot: {}", shot.display());
+
+    // A unit page.
+    b.go(&format!("{site}/units/{unit}")).await;
+    assert_eq!(b.text("#unit").await, unit);
+    assert!(b.text("#history").await.contains("FINAL_PASS"));
+
+    // Search by the label's Digital Link URI, typed into the search box.
+    b.go(&format!("{site}/")).await;
+    let q = b.find("#q").await;
+    let uri = format!("https://id.example.com/01/09506000134352/10/L1/21/{unit}");
+    b.call(
+        reqwest::Method::POST,
+        &format!("/element/{q}/value"),
+        Some(json!({ "text": uri })),
+    )
+    .await;
+    let find = b.find("#find").await;
+    b.call(
+        reqwest::Method::POST,
+        &format!("/element/{find}/click"),
+        Some(json!({})),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let url = b.call(reqwest::Method::GET, "/url", None).await;
+        if url.as_str().is_some_and(|u| u.contains("/units?q=")) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the search did not navigate: {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(b.text("#unit").await, unit, "the search found the unit");
+    let shot = b.screenshot("unit.png").await;
+    eprintln!("screenshot: {}", shot.display());
+
+    b.call(reqwest::Method::DELETE, "", None).await;
+    let _ = driver.kill().await;
+    d.shutdown().await;
+}
