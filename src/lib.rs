@@ -14,6 +14,8 @@
 //! - [`daemon`]: `linemark run` as a library function.
 //! - [`client`]: a station client over any byte stream.
 //! - [`sync`]: the journal to the central store; block requests.
+//! - [`report`]: shifts and the per-shift report (CSV, HTML, PDF).
+//! - [`web`]: the local web page, metrics and token-gated actions.
 //! - [`cli`]: one function per subcommand.
 
 pub mod cli;

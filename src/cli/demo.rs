@@ -79,6 +79,8 @@ fn prepare(out: &Path) -> Result<Config, CliError> {
             "templates_dir = \"label-templates\"",
         )
         .replace("allow_dev_grants = false", "allow_dev_grants = true")
+        // Any free port: a demo beside a running linemark must not collide.
+        .replace("listen = \"127.0.0.1:8470\"", "listen = \"127.0.0.1:0\"")
         .replace(
             "url = \"dir:///tmp/linemark-labels\"",
             &format!("url = \"dir://{}/labels\"", abs.display()),
@@ -329,6 +331,7 @@ pub fn run(units: u64, out: &Path) -> Result<(), CliError> {
         return Err(CliError::input("--units must be between 1 and 100000"));
     }
     let started = Instant::now();
+    let shift_start = jiff::Timestamp::now();
     let cfg = prepare(out)?;
     // A development grant, imported before the line starts.
     let grant = super::blocks::sign_dev_grant(&cfg, (units * 2).max(10_000))?;
@@ -403,7 +406,44 @@ pub fn run(units: u64, out: &Path) -> Result<(), CliError> {
         r.map(drop)
     });
     result?;
-    summary(&cfg, &tally, out, started.elapsed())
+    let reports = shift_report(&cfg, out, shift_start)?;
+    summary(&cfg, &tally, out, started.elapsed())?;
+    if let Some(html) = reports.first() {
+        println!("  report      {html} (also .csv and .pdf)");
+    }
+    Ok(())
+}
+
+/// The demo's shift as a report (HTML, CSV, PDF) beside the labels.
+fn shift_report(cfg: &Config, out: &Path, start: jiff::Timestamp) -> Result<Vec<String>, CliError> {
+    let end = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_millis(1))
+        .map_err(CliError::runtime)?;
+    let w = crate::report::Window {
+        name: "demo".into(),
+        date: start.to_zoned(cfg.timezone.clone()).date(),
+        start,
+        end,
+    };
+    let conn = crate::journal::open_read_only(&cfg.journal_path())?;
+    let r = crate::report::for_config(cfg, &conn, &w)?;
+    let mut written = Vec::new();
+    for (ext, bytes) in [
+        ("html", crate::report::render::html(&r, None).into_bytes()),
+        (
+            "csv",
+            crate::report::render::csv(&r).map_err(CliError::runtime)?,
+        ),
+        (
+            "pdf",
+            crate::report::render::pdf(&r).map_err(CliError::runtime)?,
+        ),
+    ] {
+        let p = out.join(format!("shift-report.{ext}"));
+        std::fs::write(&p, bytes).map_err(io("cannot write", &p))?;
+        written.push(p.display().to_string());
+    }
+    Ok(written)
 }
 
 fn summary(cfg: &Config, t: &Tally, out: &Path, took: Duration) -> Result<(), CliError> {

@@ -170,6 +170,7 @@ impl Daemon {
                     stations: stats.clone(),
                     sync: sync_status.clone(),
                     actions: Default::default(),
+                    readers: Default::default(),
                 };
                 tasks.spawn(crate::web::serve(l, state, shutdown.clone()));
                 if let Some(a) = addr {

@@ -203,27 +203,41 @@ pub struct WindowEvent<'a> {
 }
 
 /// Calls `f` with every event whose `ts` is in `[from, to)` (RFC 3339 UTC
-/// strings as the journal stores them), in time order, over the `ts` index.
+/// strings as the journal stores them), in journal order. The seq range is
+/// found over the `ts` index, then read sequentially by seq with the time
+/// checked per row (cheaper than one index lookup per row; exact even if
+/// the clock once stepped back).
 pub fn for_each_event_between(
     conn: &Connection,
     from: &str,
     to: &str,
     mut f: impl FnMut(&WindowEvent<'_>),
 ) -> Result<(), JournalError> {
+    let (lo, hi): (Option<i64>, Option<i64>) = conn
+        .prepare_cached("SELECT MIN(seq), MAX(seq) FROM events WHERE ts >= ?1 AND ts < ?2")
+        .and_then(|mut s| s.query_row([from, to], |r| Ok((r.get(0)?, r.get(1)?))))
+        .ctx("finding a time window")?;
+    let (Some(lo), Some(hi)) = (lo, hi) else {
+        return Ok(());
+    };
     let mut s = conn
         .prepare_cached(
             "SELECT e.seq, e.ts, e.station, e.actor, e.type, e.unit, e.data, u.product, u.lot
              FROM events e LEFT JOIN units u ON u.idx = e.unit_idx
-             WHERE e.ts >= ?1 AND e.ts < ?2 ORDER BY e.ts, e.seq",
+             WHERE e.seq BETWEEN ?1 AND ?2 ORDER BY e.seq",
         )
         .ctx("reading a time window")?;
-    let mut rows = s.query([from, to]).ctx("reading a time window")?;
+    let mut rows = s.query([lo, hi]).ctx("reading a time window")?;
     while let Some(r) = rows.next().ctx("reading a time window")? {
         let text = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str()?));
         let opt = |i: usize| r.get_ref(i).and_then(|v| Ok(v.as_str_or_null()?));
+        let ts = text(1).ctx("reading a time window")?;
+        if ts < from || ts >= to {
+            continue;
+        }
         let ev = WindowEvent {
             seq: r.get(0).ctx("reading a time window")?,
-            ts: text(1).ctx("reading a time window")?,
+            ts,
             station: opt(2).ctx("reading a time window")?,
             actor: text(3).ctx("reading a time window")?,
             kind: text(4).ctx("reading a time window")?,

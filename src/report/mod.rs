@@ -159,13 +159,49 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
 
 /// Local time of a stored UTC timestamp, `YYYY-MM-DD HH:MM:SS`.
 pub fn local_time(ts: &str, tz: &jiff::tz::TimeZone) -> String {
-    ts.parse::<jiff::Timestamp>()
-        .map(|t| {
-            t.to_zoned(tz.clone())
-                .strftime("%Y-%m-%d %H:%M:%S")
-                .to_string()
-        })
-        .unwrap_or_else(|_| ts.to_string())
+    match ts.parse::<jiff::Timestamp>() {
+        Ok(t) => civil_text(tz.to_datetime(t)),
+        Err(_) => ts.to_string(),
+    }
+}
+
+fn civil_text(dt: jiff::civil::DateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        dt.year(),
+        dt.month(),
+        dt.day(),
+        dt.hour(),
+        dt.minute(),
+        dt.second()
+    )
+}
+
+/// Local times for one window: a fixed offset when the zone keeps one
+/// offset all through it (the usual case), the zone's rules otherwise.
+struct LocalClock {
+    tz: jiff::tz::TimeZone,
+    fixed: Option<jiff::tz::Offset>,
+}
+
+impl LocalClock {
+    fn new(tz: &jiff::tz::TimeZone, w: &Window) -> Self {
+        let (a, b) = (tz.to_offset(w.start), tz.to_offset(w.end));
+        LocalClock {
+            tz: tz.clone(),
+            fixed: (a == b).then_some(a),
+        }
+    }
+
+    fn text(&self, ts: &str) -> String {
+        let Ok(t) = ts.parse::<jiff::Timestamp>() else {
+            return ts.to_string();
+        };
+        match self.fixed {
+            Some(o) => civil_text(o.to_datetime(t)),
+            None => civil_text(self.tz.to_datetime(t)),
+        }
+    }
 }
 
 /// What the report needs from outside the window.
@@ -225,13 +261,17 @@ pub fn build(
         sync: ctx.sync.clone(),
         units: Vec::new(),
     };
+    let clock = LocalClock::new(ctx.tz, w);
     query::for_each_event_between(conn, &from, &to, |ev| {
-        let local = || local_time(ev.ts, ctx.tz);
+        let local = || clock.text(ev.ts);
         let station = ev.station.unwrap_or("").to_string();
         // Only the kinds a report looks into are parsed.
         let data = || serde_json::from_str::<Value>(ev.data).unwrap_or(Value::Null);
         let unit_line = |units: &mut Vec<UnitLine>, acc: &mut HashMap<String, UnitAcc>| {
             let u = ev.unit.unwrap_or("");
+            if let Some(a) = acc.get(u) {
+                return a.line;
+            }
             let a = acc.entry(u.to_string()).or_insert_with(|| {
                 units.push(UnitLine {
                     unit: u.to_string(),

@@ -49,7 +49,13 @@ pub struct WebState {
     pub sync: Arc<SyncStatus>,
     /// (action, outcome) -> count, for `/metrics`.
     pub actions: Arc<Mutex<BTreeMap<(String, String), u64>>>,
+    /// Read connections kept between requests (opening one per request
+    /// costs more than most pages).
+    pub readers: Arc<Mutex<Vec<rusqlite::Connection>>>,
 }
+
+/// Read connections kept at most.
+const READERS_KEPT: usize = 8;
 
 impl WebState {
     fn count(&self, action: &str, outcome: &str) {
@@ -104,33 +110,33 @@ fn json_answer(status: StatusCode, v: serde_json::Value) -> Response {
     (status, axum::Json(v)).into_response()
 }
 
-async fn reader(state: &WebState) -> Result<rusqlite::Connection, Response> {
-    let j = state.journal.clone();
-    tokio::task::spawn_blocking(move || j.reader())
-        .await
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.map_err(|e| e.to_string()))
-        .map_err(|e| {
-            html(
-                StatusCode::SERVICE_UNAVAILABLE,
-                pages::error("Journal not readable", &e),
-            )
-        })
-}
-
-/// Runs `f` on a fresh read connection on a blocking thread.
+/// Runs `f` on a read connection (a kept one, or a new one) on a blocking
+/// thread; the connection is kept for the next request.
 async fn read<T: Send + 'static>(
     state: &WebState,
     f: impl FnOnce(&rusqlite::Connection) -> Result<T, JournalError> + Send + 'static,
 ) -> Result<T, Response> {
-    let conn = reader(state).await?;
-    tokio::task::spawn_blocking(move || f(&conn))
-        .await
-        .map_err(|e| e.to_string())
+    let (journal, readers) = (state.journal.clone(), state.readers.clone());
+    let r = tokio::task::spawn_blocking(move || {
+        let kept = readers.lock().ok().and_then(|mut v| v.pop());
+        let conn = match kept {
+            Some(c) => c,
+            None => journal.reader()?,
+        };
+        let out = f(&conn);
+        if let Ok(mut v) = readers.lock() {
+            if v.len() < READERS_KEPT {
+                v.push(conn);
+            }
+        }
+        out
+    })
+    .await;
+    r.map_err(|e| e.to_string())
         .and_then(|r| r.map_err(|e| e.to_string()))
         .map_err(|e| {
             html(
-                StatusCode::INTERNAL_SERVER_ERROR,
+                StatusCode::SERVICE_UNAVAILABLE,
                 pages::error("Journal read failed", &e),
             )
         })

@@ -49,6 +49,18 @@ fn the_demo_runs_a_shift_prints_verified_labels_and_leaves_a_valid_journal() {
         .output()
         .unwrap();
     assert_eq!(verify.status.code(), Some(0), "{}", stderr(&verify));
+    // The shift report at the end: one CSV row per unit, HTML and PDF beside it.
+    assert!(s.contains("shift-report.html (also .csv and .pdf)"), "{s}");
+    let csv = std::fs::read_to_string(out.join("shift-report.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 31, "a header and one row per unit");
+    let html = std::fs::read_to_string(out.join("shift-report.html")).unwrap();
+    assert!(
+        html.contains("<th>Units allocated</th><td>30</td>"),
+        "{html}"
+    );
+    assert!(std::fs::read(out.join("shift-report.pdf"))
+        .unwrap()
+        .starts_with(b"%PDF-"));
     // A second run starts a fresh shift in the same folder.
     let again = std::process::Command::new(bin)
         .args(["demo", "--units", "5", "--out"])
