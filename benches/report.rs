@@ -7,26 +7,26 @@
 //!
 //! `cargo bench --bench report`
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use linemark::config::Config;
-use linemark::ids::{Grant, GrantPolicy, NamespaceKey};
-use linemark::journal::{AllocError, AllocRequest, EventType, Journal, JournalOptions, NewEvent};
+use linemark::journal::{AllocError, EventType, NewEvent};
 use linemark::report::{self, render};
 use serde_json::json;
 
 const EVENTS: u64 = 10_000_000;
 const UNITS_PER_SHIFT: u64 = 100_000;
-const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 /// The first shift (A, 06:00 Berlin) of the synthetic journal.
 const START: &str = "2026-11-01T05:00:00Z";
 
 fn config(dir: &Path) -> Config {
     let cfg = dir.join("config");
     std::fs::create_dir_all(cfg.join("keys")).expect("dir");
-    std::fs::write(cfg.join("keys/namespace.key"), KEY).expect("key");
+    std::fs::write(cfg.join("keys/namespace.key"), common::KEY_HEX).expect("key");
     let text = r#"line_id = "P1-L03"
 facility = "Bench hall"
 data_dir = "../var"
@@ -72,36 +72,7 @@ fn generate(dir: &Path) -> PathBuf {
         return db;
     }
     std::fs::create_dir_all(dir.join("var")).expect("dir");
-    let key = NamespaceKey::from_hex(KEY).expect("key");
-    let j = Journal::open(JournalOptions {
-        db_path: db.clone(),
-        line_id: "P1-L03".into(),
-        codec: linemark::ids::IdCodec::new(&key),
-        reserve_ahead: 1_000_000,
-        low_water: 0,
-    })
-    .expect("journal");
-    let issuer = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
-    let mut g = Grant {
-        grant_version: 1,
-        block_id: "bench".into(),
-        namespace: "x".into(),
-        key_id: key.key_id(),
-        line_id: "P1-L03".into(),
-        start: 0,
-        count: 1 << 32,
-        issued_at: "2026-10-31T08:00:00Z".into(),
-        issuer: "central".into(),
-        signature: String::new(),
-    };
-    g.sign(&issuer);
-    let policy = GrantPolicy {
-        line_id: "P1-L03".into(),
-        key_id: key.key_id(),
-        namespace: None,
-        issuers: vec![issuer.verifying_key()],
-    };
-    j.import_grant_blocking(g, &policy, "bench").expect("grant");
+    let j = common::open_with_block(&db, 1_000_000);
     let start: jiff::Timestamp = START.parse().expect("ts");
     // 8 hours per 100,000 units.
     let step_ms = 8 * 3600 * 1000 / UNITS_PER_SHIFT as i64;
@@ -121,14 +92,7 @@ fn generate(dir: &Path) -> PathBuf {
                             .expect("time")
                     };
                     tx.set_time(at(0));
-                    let a = tx.allocate(&AllocRequest {
-                        product: "PACK-48V",
-                        gtin: "09506000134352",
-                        level: "item",
-                        lot: Some("L2026-11"),
-                        station: Some("provision-1"),
-                        actor: "station:provision-1",
-                    })?;
+                    let a = tx.allocate(&common::pack())?;
                     written += 1;
                     let mut ev = |ms: i64, kind: EventType, station: &str, data: serde_json::Value| {
                         tx.set_time(at(ms));

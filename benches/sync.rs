@@ -7,6 +7,8 @@
 //!
 //! `cargo bench --bench sync`
 
+mod common;
+
 #[path = "../tests/helper/store.rs"]
 #[allow(dead_code)]
 mod store;
@@ -14,11 +16,9 @@ mod store;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use linemark::ids::{Grant, GrantPolicy, IdCodec, NamespaceKey};
-use linemark::journal::{AllocError, AllocRequest, Journal, JournalOptions};
+use linemark::journal::AllocError;
 
 const EVENTS: u64 = 1_000_000;
-const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 
 fn build(dir: &Path) -> PathBuf {
     let db = dir.join("var/journal.db");
@@ -26,36 +26,7 @@ fn build(dir: &Path) -> PathBuf {
         return db;
     }
     std::fs::create_dir_all(dir.join("var")).expect("dir");
-    let key = NamespaceKey::from_hex(KEY).expect("key");
-    let j = Journal::open(JournalOptions {
-        db_path: db.clone(),
-        line_id: "P1-L03".into(),
-        codec: IdCodec::new(&key),
-        reserve_ahead: 100_000,
-        low_water: 0,
-    })
-    .expect("journal");
-    let issuer = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
-    let mut g = Grant {
-        grant_version: 1,
-        block_id: "bench".into(),
-        namespace: "x".into(),
-        key_id: key.key_id(),
-        line_id: "P1-L03".into(),
-        start: 0,
-        count: 1 << 30,
-        issued_at: "2026-11-20T08:00:00Z".into(),
-        issuer: "central".into(),
-        signature: String::new(),
-    };
-    g.sign(&issuer);
-    let policy = GrantPolicy {
-        line_id: "P1-L03".into(),
-        key_id: key.key_id(),
-        namespace: None,
-        issuers: vec![issuer.verifying_key()],
-    };
-    j.import_grant_blocking(g, &policy, "bench").expect("grant");
+    let j = common::open_with_block(&db, 100_000);
     eprintln!("building a {EVENTS}-event journal (once, kept in target/bench-data)");
     let mut left = EVENTS - 1;
     while left > 0 {
@@ -63,14 +34,7 @@ fn build(dir: &Path) -> PathBuf {
         left -= n;
         j.write_blocking(move |tx| {
             for _ in 0..n {
-                tx.allocate(&AllocRequest {
-                    product: "PACK-48V",
-                    gtin: "09506000134352",
-                    level: "item",
-                    lot: Some("L2026-11"),
-                    station: Some("provision-1"),
-                    actor: "station:provision-1",
-                })?;
+                tx.allocate(&common::pack())?;
             }
             Ok::<(), AllocError>(())
         })
@@ -83,7 +47,7 @@ fn build(dir: &Path) -> PathBuf {
 fn config(dir: &Path, url: &str) -> PathBuf {
     let cfg = dir.join("config");
     std::fs::create_dir_all(cfg.join("keys")).expect("dir");
-    std::fs::write(cfg.join("keys/namespace.key"), KEY).expect("key");
+    std::fs::write(cfg.join("keys/namespace.key"), common::KEY_HEX).expect("key");
     std::fs::write(cfg.join("keys/upstream.token"), store::TOKEN).expect("token");
     let text = format!(
         r#"line_id = "P1-L03"

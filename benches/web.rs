@@ -8,6 +8,8 @@
 //!
 //! `cargo bench --bench web`
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -15,9 +17,7 @@ use std::time::{Duration, Instant};
 use linemark::client::StationClient;
 use linemark::config::Config;
 use linemark::daemon::Daemon;
-use linemark::ids::{Grant, GrantPolicy, NamespaceKey};
 
-const KEY: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const STATIONS: usize = 8;
 const CLIENTS: usize = 50;
 const RUN: Duration = Duration::from_secs(10);
@@ -26,7 +26,7 @@ fn setup(dir: &std::path::Path) -> Config {
     let cfg = dir.join("config");
     std::fs::create_dir_all(cfg.join("keys")).expect("dir");
     std::fs::create_dir_all(dir.join("labels")).expect("dir");
-    std::fs::write(cfg.join("keys/namespace.key"), KEY).expect("key");
+    std::fs::write(cfg.join("keys/namespace.key"), common::KEY_HEX).expect("key");
     let mut text = format!(
         r#"line_id = "P1-L03"
 data_dir = "../var"
@@ -52,7 +52,7 @@ listen = "127.0.0.1:0"
 name = "p1"
 url = "dir://{}"
 "#,
-        hex::encode(issuer().verifying_key().to_bytes()),
+        hex::encode(common::issuer().verifying_key().to_bytes()),
         dir.join("labels").display()
     );
     for i in 0..STATIONS {
@@ -65,34 +65,10 @@ url = "dir://{}"
     Config::load(&p).expect("config")
 }
 
-fn issuer() -> ed25519_dalek::SigningKey {
-    ed25519_dalek::SigningKey::from_bytes(&[7u8; 32])
-}
-
 fn grant(cfg: &Config) {
-    let key = NamespaceKey::from_hex(KEY).expect("key");
-    let mut g = Grant {
-        grant_version: 1,
-        block_id: "bench".into(),
-        namespace: "x".into(),
-        key_id: key.key_id(),
-        line_id: "P1-L03".into(),
-        start: 0,
-        count: 1 << 30,
-        issued_at: "2026-11-20T08:00:00Z".into(),
-        issuer: "central".into(),
-        signature: String::new(),
-    };
-    g.sign(&issuer());
-    let policy = GrantPolicy {
-        line_id: "P1-L03".into(),
-        key_id: key.key_id(),
-        namespace: None,
-        issuers: vec![issuer().verifying_key()],
-    };
     let j = linemark::journal::Journal::open(linemark::journal::JournalOptions::from_config(cfg))
         .expect("journal");
-    j.import_grant_blocking(g, &policy, "bench").expect("grant");
+    common::grant_into(&j);
 }
 
 async fn one_unit(c: &mut StationClient<tokio::net::TcpStream>) -> Option<String> {

@@ -580,7 +580,7 @@ async fn shift_report(State(state): State<WebState>, Query(q): Query<ReportQuery
     let stem = format!("shift-{}-{}-{}", r.line_id, r.date, r.shift);
     match q.format.as_deref().unwrap_or("html") {
         "html" => {
-            let qs = format!("date={}&shift={}", r.date, pct(&r.shift));
+            let qs = format!("date={}&shift={}", r.date, percent_encode(&r.shift));
             html(
                 StatusCode::OK,
                 pages::report(&report::render::html(&r, Some(&qs))),
@@ -610,8 +610,9 @@ async fn shift_report(State(state): State<WebState>, Query(q): Query<ReportQuery
     }
 }
 
-/// Percent-encodes a query value (shift names are plain, but be safe).
-fn pct(s: &str) -> String {
+/// Percent-encodes everything but unreserved characters (RFC 3986): for a
+/// query value or a `/units/{id}` path segment.
+pub fn percent_encode(s: &str) -> String {
     s.bytes()
         .map(|b| {
             if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {

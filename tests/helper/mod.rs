@@ -146,19 +146,21 @@ impl Line {
     }
 }
 
+/// One unit of PACK-48V from the provisioning station.
+pub fn pack() -> AllocRequest<'static> {
+    AllocRequest {
+        product: "PACK-48V",
+        gtin: "09506000134352",
+        level: "item",
+        lot: Some("L1"),
+        station: Some("provision-1"),
+        actor: "station:provision-1",
+    }
+}
+
 /// Allocates one unit of PACK-48V.
 pub fn alloc(j: &Journal) -> Result<String, AllocError> {
-    j.write_blocking(|tx| {
-        tx.allocate(&AllocRequest {
-            product: "PACK-48V",
-            gtin: "09506000134352",
-            level: "item",
-            lot: Some("L1"),
-            station: Some("provision-1"),
-            actor: "station:provision-1",
-        })
-        .map(|a| a.unit)
-    })
+    j.write_blocking(|tx| tx.allocate(&pack()).map(|a| a.unit))
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -505,14 +507,7 @@ pub fn fill(j: &Journal, units: u64) {
         let n = left.min(1000);
         j.write_blocking(move |tx| {
             for _ in 0..n {
-                tx.allocate(&AllocRequest {
-                    product: "PACK-48V",
-                    gtin: "09506000134352",
-                    level: "item",
-                    lot: Some("L1"),
-                    station: Some("provision-1"),
-                    actor: "station:provision-1",
-                })?;
+                tx.allocate(&pack())?;
             }
             Ok::<(), AllocError>(())
         })
@@ -533,4 +528,29 @@ pub fn journal_hashes(db: &Path) -> Vec<String> {
         .collect::<Result<Vec<_>, _>>()
         .expect("rows");
     rows
+}
+
+/// Allocates a unit and passes its required steps; returns the ID.
+pub async fn ready_unit<S>(c: &mut linemark::client::StationClient<S>) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let u = c
+        .request("ALLOC", &[("product", "PACK-48V"), ("lot", "L1")])
+        .await
+        .unwrap()
+        .get("unit")
+        .unwrap()
+        .to_string();
+    for step in ["provision", "functional"] {
+        assert!(c
+            .request(
+                "RESULT",
+                &[("unit", &u), ("step", step), ("status", "PASS")]
+            )
+            .await
+            .unwrap()
+            .is_ok());
+    }
+    u
 }

@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helper::{count_events, grant, station_toml, unit_in_zpl, FakeZebra, Line, ZebraMode};
+use crate::helper::{
+    count_events, grant, ready_unit, station_toml, unit_in_zpl, FakeZebra, Line, ZebraMode,
+};
 use linemark::client::StationClient;
 use linemark::daemon::Daemon;
 use linemark::protocol::{ErrorCode, Response};
@@ -35,28 +37,6 @@ async fn client(d: &Daemon) -> StationClient<tokio::net::TcpStream> {
             .unwrap(),
         "t",
     )
-}
-
-/// Allocates a unit and passes its required steps; returns the ID.
-async fn ready_unit(c: &mut StationClient<tokio::net::TcpStream>) -> String {
-    let u = c
-        .request("ALLOC", &[("product", "PACK-48V"), ("lot", "L1")])
-        .await
-        .unwrap()
-        .get("unit")
-        .unwrap()
-        .to_string();
-    for step in ["provision", "functional"] {
-        assert!(c
-            .request(
-                "RESULT",
-                &[("unit", &u), ("step", step), ("status", "PASS")]
-            )
-            .await
-            .unwrap()
-            .is_ok());
-    }
-    u
 }
 
 fn code(r: &Response) -> Option<ErrorCode> {

@@ -186,19 +186,7 @@ fn a_store_that_stays_down_makes_sync_give_up_and_keep_its_place() {
 #[test]
 fn a_daemon_killed_mid_sync_resumes_from_the_acknowledged_seq() {
     let store = FakeStore::start("P1-L03");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let station = crate::helper::station_toml(
-        "final-1",
-        &format!("tcp://127.0.0.1:{port}"),
-        &["STATUS"],
-        None,
-        "optional",
-    );
-    let line = line_with_upstream(&store.url(), "continuous", &station);
+    let line = line_with_upstream(&store.url(), "continuous", "");
     grant_in(&line, 12_000);
     // Batch 1 is acknowledged; batch 2 is stored but answered far too late,
     // and the daemon is killed while it waits.

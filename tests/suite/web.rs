@@ -5,10 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::helper::{count_events, grant, station_toml, stderr, stdout, Line};
+use crate::helper::{count_events, grant, ready_unit, station_toml, stderr, stdout, Line};
 use linemark::client::StationClient;
 use linemark::daemon::Daemon;
 use linemark::web::auth::sha256;
+use linemark::web::percent_encode as pct;
 
 const VERBS: &[&str] = &["ALLOC", "RESULT", "FINAL", "STATUS"];
 
@@ -48,23 +49,7 @@ pub async fn passed_unit(d: &Daemon) -> String {
             .unwrap(),
         "t",
     );
-    let u = c
-        .request("ALLOC", &[("product", "PACK-48V"), ("lot", "L1")])
-        .await
-        .unwrap()
-        .get("unit")
-        .unwrap()
-        .to_string();
-    for step in ["provision", "functional"] {
-        assert!(c
-            .request(
-                "RESULT",
-                &[("unit", &u), ("step", step), ("status", "PASS")]
-            )
-            .await
-            .unwrap()
-            .is_ok());
-    }
+    let u = ready_unit(&mut c).await;
     assert!(c
         .request("FINAL", &[("unit", &u), ("status", "PASS")])
         .await
@@ -183,18 +168,6 @@ pub fn check_prometheus(text: &str) -> Result<usize, String> {
         }
     }
     Ok(samples)
-}
-
-fn pct(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,69 @@
+//! What the benches share: the namespace key, a development issuer, and a
+//! journal holding one huge signed block.
+#![allow(dead_code)] // each bench uses a part
+
+use std::path::Path;
+
+use ed25519_dalek::SigningKey;
+use linemark::ids::{Grant, GrantPolicy, IdCodec, NamespaceKey};
+use linemark::journal::{AllocRequest, Journal, JournalOptions};
+
+pub const KEY_HEX: &str = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+
+pub fn key() -> NamespaceKey {
+    NamespaceKey::from_hex(KEY_HEX).expect("key")
+}
+
+pub fn issuer() -> SigningKey {
+    SigningKey::from_bytes(&[7u8; 32])
+}
+
+/// Imports a block of 2^40 IDs signed by [`issuer`].
+pub fn grant_into(j: &Journal) {
+    let mut g = Grant {
+        grant_version: 1,
+        block_id: "bench".into(),
+        namespace: "acme-batteries".into(),
+        key_id: key().key_id(),
+        line_id: "P1-L03".into(),
+        start: 0,
+        count: 1 << 40,
+        issued_at: "2026-11-20T08:00:00Z".into(),
+        issuer: "central".into(),
+        signature: String::new(),
+    };
+    g.sign(&issuer());
+    let policy = GrantPolicy {
+        line_id: "P1-L03".into(),
+        key_id: key().key_id(),
+        namespace: None,
+        issuers: vec![issuer().verifying_key()],
+    };
+    j.import_grant_blocking(g, &policy, "bench").expect("grant");
+}
+
+/// Opens (creating) a journal at `db` for line P1-L03, with the big block.
+pub fn open_with_block(db: &Path, reserve_ahead: u64) -> Journal {
+    let j = Journal::open(JournalOptions {
+        db_path: db.to_path_buf(),
+        line_id: "P1-L03".into(),
+        codec: IdCodec::new(&key()),
+        reserve_ahead,
+        low_water: 0,
+    })
+    .expect("journal");
+    grant_into(&j);
+    j
+}
+
+/// One unit of the pack product, from the provisioning station.
+pub fn pack() -> AllocRequest<'static> {
+    AllocRequest {
+        product: "PACK-48V",
+        gtin: "09506000134352",
+        level: "item",
+        lot: Some("L2026-11"),
+        station: Some("provision-1"),
+        actor: "station:provision-1",
+    }
+}
