@@ -4,14 +4,15 @@
 //! Targets (issue 3): one caller close to one fsync; 16 and 64 concurrent
 //! callers >= 80 % of callers / fsync; `journal verify` >= 500,000 events/s.
 
+mod common;
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use ed25519_dalek::SigningKey;
-use linemark::ids::{Grant, GrantPolicy, IdCodec, NamespaceKey};
-use linemark::journal::{self, AllocRequest, Journal, JournalOptions};
+use linemark::ids::IdCodec;
+use linemark::journal::{self, AllocRequest, Journal};
 
 fn bench_dir(name: &str) -> PathBuf {
     let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -22,43 +23,8 @@ fn bench_dir(name: &str) -> PathBuf {
     d
 }
 
-fn key() -> NamespaceKey {
-    NamespaceKey::from_hex("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")
-        .expect("key")
-}
-
 fn open(name: &str) -> Journal {
-    let dir = bench_dir(name);
-    let j = Journal::open(JournalOptions {
-        db_path: dir.join("journal.db"),
-        line_id: "P1-L03".into(),
-        codec: IdCodec::new(&key()),
-        reserve_ahead: 1000,
-        low_water: 0,
-    })
-    .expect("journal");
-    let issuer = SigningKey::from_bytes(&[7u8; 32]);
-    let mut g = Grant {
-        grant_version: 1,
-        block_id: "bench".into(),
-        namespace: "acme-batteries".into(),
-        key_id: key().key_id(),
-        line_id: "P1-L03".into(),
-        start: 0,
-        count: 1 << 40,
-        issued_at: "2026-11-20T08:00:00Z".into(),
-        issuer: "central".into(),
-        signature: String::new(),
-    };
-    g.sign(&issuer);
-    let policy = GrantPolicy {
-        line_id: "P1-L03".into(),
-        key_id: key().key_id(),
-        namespace: None,
-        issuers: vec![issuer.verifying_key()],
-    };
-    j.import_grant_blocking(g, &policy, "bench").expect("grant");
-    j
+    common::open_with_block(&bench_dir(name).join("journal.db"), 1000)
 }
 
 fn alloc(j: &Journal) {
@@ -140,7 +106,7 @@ fn bench(c: &mut Criterion) {
     let path = j.db_path().to_path_buf();
     drop(j);
     let conn = journal::open_read_only(&path).expect("reader");
-    let codec = IdCodec::new(&key());
+    let codec = IdCodec::new(&common::key());
     let mut g = c.benchmark_group("verify");
     g.sample_size(10).throughput(Throughput::Elements(EVENTS));
     g.bench_function("journal verify (200k events)", |b| {

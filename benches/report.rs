@@ -24,27 +24,7 @@ const UNITS_PER_SHIFT: u64 = 100_000;
 const START: &str = "2026-11-01T05:00:00Z";
 
 fn config(dir: &Path) -> Config {
-    let cfg = dir.join("config");
-    std::fs::create_dir_all(cfg.join("keys")).expect("dir");
-    std::fs::write(cfg.join("keys/namespace.key"), common::KEY_HEX).expect("key");
-    let text = r#"line_id = "P1-L03"
-facility = "Bench hall"
-data_dir = "../var"
-resolver = "https://id.example.com"
-timezone = "Europe/Berlin"
-
-[ids]
-namespace_key_file = "keys/namespace.key"
-issuer_public_key = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c"
-low_water = 0
-
-[[product]]
-key = "PACK-48V"
-gtin = "09506000134352"
-level = "item"
-template = "pack-50x30"
-required_steps = ["provision", "functional"]
-
+    let shifts = r#"
 [[shift]]
 name = "A"
 start = "06:00"
@@ -60,9 +40,7 @@ name = "C"
 start = "22:00"
 end = "06:00"
 "#;
-    let p = cfg.join("linemark.toml");
-    std::fs::write(&p, text).expect("config");
-    Config::load(&p).expect("config")
+    Config::load(&common::write_config(dir, shifts)).expect("config")
 }
 
 /// Writes the synthetic journal unless it exists.

@@ -45,37 +45,14 @@ fn build(dir: &Path) -> PathBuf {
 }
 
 fn config(dir: &Path, url: &str) -> PathBuf {
-    let cfg = dir.join("config");
-    std::fs::create_dir_all(cfg.join("keys")).expect("dir");
-    std::fs::write(cfg.join("keys/namespace.key"), common::KEY_HEX).expect("key");
-    std::fs::write(cfg.join("keys/upstream.token"), store::TOKEN).expect("token");
-    let text = format!(
-        r#"line_id = "P1-L03"
-data_dir = "../var"
-resolver = "https://id.example.com"
-timezone = "Europe/Berlin"
-
-[ids]
-namespace_key_file = "keys/namespace.key"
-issuer_public_key = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c"
-low_water = 0
-
-[[product]]
-key = "PACK-48V"
-gtin = "09506000134352"
-level = "item"
-template = "pack-50x30"
-required_steps = ["final"]
-
-[upstream]
-url = "{url}"
-token_file = "keys/upstream.token"
-mode = "off"
-"#
-    );
-    let p = cfg.join("linemark.toml");
-    std::fs::write(&p, text).expect("config");
-    p
+    std::fs::create_dir_all(dir.join("config/keys")).expect("dir");
+    std::fs::write(dir.join("config/keys/upstream.token"), store::TOKEN).expect("token");
+    common::write_config(
+        dir,
+        &format!(
+            "\n[upstream]\nurl = \"{url}\"\ntoken_file = \"keys/upstream.token\"\nmode = \"off\"\n"
+        ),
+    )
 }
 
 /// Runs `linemark sync`; answers (seconds, peak RSS in MiB, CPU seconds). The peak is

@@ -23,46 +23,17 @@ const CLIENTS: usize = 50;
 const RUN: Duration = Duration::from_secs(10);
 
 fn setup(dir: &std::path::Path) -> Config {
-    let cfg = dir.join("config");
-    std::fs::create_dir_all(cfg.join("keys")).expect("dir");
     std::fs::create_dir_all(dir.join("labels")).expect("dir");
-    std::fs::write(cfg.join("keys/namespace.key"), common::KEY_HEX).expect("key");
-    let mut text = format!(
-        r#"line_id = "P1-L03"
-data_dir = "../var"
-resolver = "https://id.example.com"
-timezone = "Europe/Berlin"
-
-[ids]
-namespace_key_file = "keys/namespace.key"
-issuer_public_key = "{}"
-low_water = 0
-
-[[product]]
-key = "PACK-48V"
-gtin = "09506000134352"
-level = "item"
-template = "pack-50x30"
-required_steps = ["provision", "functional"]
-
-[web]
-listen = "127.0.0.1:0"
-
-[[printer]]
-name = "p1"
-url = "dir://{}"
-"#,
-        hex::encode(common::issuer().verifying_key().to_bytes()),
+    let mut extra = format!(
+        "\n[web]\nlisten = \"127.0.0.1:0\"\n\n[[printer]]\nname = \"p1\"\nurl = \"dir://{}\"\n",
         dir.join("labels").display()
     );
     for i in 0..STATIONS {
-        text.push_str(&format!(
+        extra.push_str(&format!(
             "\n[[station]]\nname = \"s{i}\"\nport = \"tcp://127.0.0.1:0\"\nallow = [\"ALLOC\", \"RESULT\", \"FINAL\"]\nstep = \"final\"\nprinter = \"p1\"\n"
         ));
     }
-    let p = cfg.join("linemark.toml");
-    std::fs::write(&p, text).expect("config");
-    Config::load(&p).expect("config")
+    Config::load(&common::write_config(dir, &extra)).expect("config")
 }
 
 fn grant(cfg: &Config) {

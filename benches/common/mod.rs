@@ -67,3 +67,36 @@ pub fn pack() -> AllocRequest<'static> {
         actor: "station:provision-1",
     }
 }
+
+/// Writes `DIR/config/linemark.toml` for line P1-L03 (data in `DIR/var`,
+/// the namespace key, the pack product, [`issuer`] as the grant issuer)
+/// followed by `extra`; answers its path.
+pub fn write_config(dir: &Path, extra: &str) -> std::path::PathBuf {
+    let cfg = dir.join("config");
+    std::fs::create_dir_all(cfg.join("keys")).expect("dir");
+    std::fs::write(cfg.join("keys/namespace.key"), KEY_HEX).expect("key");
+    let text = format!(
+        r#"line_id = "P1-L03"
+facility = "Bench hall"
+data_dir = "../var"
+resolver = "https://id.example.com"
+timezone = "Europe/Berlin"
+
+[ids]
+namespace_key_file = "keys/namespace.key"
+issuer_public_key = "{}"
+low_water = 0
+
+[[product]]
+key = "PACK-48V"
+gtin = "09506000134352"
+level = "item"
+template = "pack-50x30"
+required_steps = ["provision", "functional"]
+{extra}"#,
+        hex::encode(issuer().verifying_key().to_bytes())
+    );
+    let p = cfg.join("linemark.toml");
+    std::fs::write(&p, text).expect("config");
+    p
+}
