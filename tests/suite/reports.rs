@@ -243,24 +243,36 @@ fn a_winter_night_shift_crosses_midnight_with_start_in_and_end_out() {
     );
 }
 
+/// `linemark report shift --date 2026-03-28 --shift S --format F [--out P]`.
+fn report_cli(
+    line: &Line,
+    shift: &str,
+    format: &str,
+    out: Option<&std::path::Path>,
+) -> std::process::Output {
+    let mut args = vec![
+        "report",
+        "shift",
+        "--date",
+        "2026-03-28",
+        "--shift",
+        shift,
+        "--format",
+        format,
+    ];
+    if let Some(p) = out {
+        args.extend(["--out", p.to_str().unwrap()]);
+    }
+    line.cli(&args)
+}
+
 #[test]
 fn report_shift_writes_csv_html_and_pdf_and_refuses_bad_input() {
     let (line, j) = line_with_journal();
     let units = spring_night(&j);
     drop(j);
     let csv_path = line.path().join("c.csv");
-    let out = line.cli(&[
-        "report",
-        "shift",
-        "--date",
-        "2026-03-28",
-        "--shift",
-        "C",
-        "--format",
-        "csv",
-        "--out",
-        csv_path.to_str().unwrap(),
-    ]);
+    let out = report_cli(&line, "C", "csv", Some(&csv_path));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let mut rd = csv::Reader::from_path(&csv_path).unwrap();
     assert_eq!(
@@ -272,49 +284,24 @@ fn report_shift_writes_csv_html_and_pdf_and_refuses_bad_input() {
     assert_eq!(&rows[1][0], units[1].as_str());
     assert_eq!(&rows[1][4], "FAIL");
     assert_eq!(&rows[1][6], "functional;final");
-    let out = line.cli(&[
-        "report",
-        "shift",
-        "--date",
-        "2026-03-28",
-        "--shift",
-        "C",
-        "--format",
-        "html",
-    ]);
+    let out = report_cli(&line, "C", "html", None);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let html = stdout(&out);
     assert!(
         html.contains("<th>First-pass yield</th><td>33.3 %</td>"),
         "{html}"
     );
-    assert!(html.contains("dented case") || html.contains("Scrapped"));
+    assert!(html.contains("<th>Scrapped</th><td>1</td>"), "{html}");
+    assert!(
+        html.contains("paper out") && html.contains("2 min 05 s"),
+        "{html}"
+    );
     let pdf = line.path().join("c.pdf");
-    let out = line.cli(&[
-        "report",
-        "shift",
-        "--date",
-        "2026-03-28",
-        "--shift",
-        "C",
-        "--format",
-        "pdf",
-        "--out",
-        pdf.to_str().unwrap(),
-    ]);
+    let out = report_cli(&line, "C", "pdf", Some(&pdf));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let doc = lopdf::Document::load(&pdf).unwrap();
     assert!(!doc.get_pages().is_empty());
-    let out = line.cli(&[
-        "report",
-        "shift",
-        "--date",
-        "2026-03-28",
-        "--shift",
-        "X",
-        "--format",
-        "csv",
-    ]);
+    let out = report_cli(&line, "X", "csv", None);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("the shifts are: A, B, C"),

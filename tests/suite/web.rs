@@ -393,6 +393,21 @@ async fn every_page_and_action_over_http() {
         "{m}"
     );
     assert!(m.contains("linemark_journal_commit_seconds_count"), "{m}");
+
+    // A stuck journal writer: /healthz says so (503) until it answers again.
+    let j = d.journal().clone();
+    let stall = tokio::task::spawn_blocking(move || {
+        j.write_blocking(|_tx| {
+            std::thread::sleep(std::time::Duration::from_secs(3));
+            Ok::<(), linemark::journal::JournalError>(())
+        })
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (s, _, b) = get("/healthz".into()).await;
+    assert_eq!(s, 503, "{}", text(&b));
+    assert!(text(&b).contains("did not answer"), "{}", text(&b));
+    stall.await.unwrap().unwrap();
+    assert_eq!(get("/healthz".into()).await.0, 200);
     d.shutdown().await;
 }
 
