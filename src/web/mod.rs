@@ -357,7 +357,7 @@ async fn show_unit(state: WebState, q: String) -> Response {
     let hri = identity.as_ref().map(gs1::hri);
     html(
         StatusCode::OK,
-        pages::unit(&v, uri.as_deref(), hri.as_deref()),
+        pages::unit(&v, uri.as_deref(), hri.as_deref(), &state.config.timezone),
     )
 }
 

@@ -147,7 +147,9 @@ setInterval(refresh,2000);
 }
 
 /// A unit and its whole history, with the actions a signed-in user may try.
-pub fn unit(v: &UnitView, uri: Option<&str>, hri: Option<&str>) -> String {
+/// Times are shown in the line's zone.
+pub fn unit(v: &UnitView, uri: Option<&str>, hri: Option<&str>, tz: &jiff::tz::TimeZone) -> String {
+    let local = |ts: &str| crate::report::local_time(ts, tz);
     let mut b = String::new();
     let _ = write!(
         b,
@@ -175,12 +177,12 @@ pub fn unit(v: &UnitView, uri: Option<&str>, hri: Option<&str>) -> String {
         "allocated",
         &format!(
             "{} by {}",
-            v.allocated_at,
+            local(&v.allocated_at),
             v.allocated_by.as_deref().unwrap_or("-")
         ),
     );
     if let Some(f) = &v.final_at {
-        row("final", f);
+        row("final", &local(f));
     }
     if let Some(r) = &v.scrap_reason {
         row("scrapped", r);
@@ -209,12 +211,12 @@ pub fn unit(v: &UnitView, uri: Option<&str>, hri: Option<&str>) -> String {
     }
     b.push_str("</tbody></table>");
     if !v.results.is_empty() {
-        b.push_str("<h2>Results</h2><table><thead><tr><th>time</th><th>step</th><th>status</th><th>station</th><th>measurements</th></tr></thead><tbody>");
+        b.push_str("<h2>Results</h2><table><thead><tr><th>local time</th><th>step</th><th>status</th><th>station</th><th>measurements</th></tr></thead><tbody>");
         for r in &v.results {
             let _ = write!(
                 b,
                 "<tr><td>{}</td><td>{}</td><td class={}>{}</td><td>{}</td><td>{}</td></tr>",
-                esc(&r.ts),
+                esc(&local(&r.ts)),
                 esc(&r.step),
                 state_class(r.status == "PASS"),
                 esc(&r.status),
@@ -224,13 +226,13 @@ pub fn unit(v: &UnitView, uri: Option<&str>, hri: Option<&str>) -> String {
         }
         b.push_str("</tbody></table>");
     }
-    b.push_str("<h2>History</h2><table id=history><thead><tr><th>seq</th><th>time</th><th>type</th><th>station</th><th>actor</th><th>data</th></tr></thead><tbody>");
+    b.push_str("<h2>History</h2><table id=history><thead><tr><th>seq</th><th>local time</th><th>type</th><th>station</th><th>actor</th><th>data</th></tr></thead><tbody>");
     for e in &v.events {
         let _ = write!(
             b,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><pre>{}</pre></td></tr>",
             e.event.seq,
-            esc(&e.event.ts),
+            esc(&local(&e.event.ts)),
             esc(&e.event.kind),
             esc(e.event.station.as_deref().unwrap_or("")),
             esc(&e.event.actor),
