@@ -31,6 +31,7 @@ pub fn run(config: &Path, resume: bool) -> Result<(), CliError> {
     let cancel = CancellationToken::new();
     let result = rt.block_on(syncer.run(
         Persistence::Attempts(attempts),
+        sync::LOCK_WAIT,
         &|acked, _target| pb.set_position((acked - from).max(0) as u64),
         &cancel,
     ));

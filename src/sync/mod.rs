@@ -67,6 +67,9 @@ pub enum SyncError {
     Cancelled,
 }
 
+/// How long `linemark sync` waits for another syncer to let go of the lock.
+pub const LOCK_WAIT: Duration = Duration::from_secs(10);
+
 /// How persistent a run is.
 #[derive(Debug, Clone, Copy)]
 pub enum Persistence {
@@ -201,7 +204,7 @@ pub fn journal_pending_halt(
 /// (the one before the restore's `RESTORE_DETECTED`), so the store, not a
 /// stale local file, decides whether the chains agree after it.
 pub fn resume(data_dir: &std::path::Path, db: &std::path::Path) -> Result<Option<Halt>, SyncError> {
-    let _lock = state::try_lock(data_dir)?.ok_or(SyncError::Busy)?;
+    let _lock = state::lock_within(data_dir, LOCK_WAIT)?.ok_or(SyncError::Busy)?;
     let mut st = state::load(data_dir)?;
     let Some(h) = st.halt.take() else {
         return Ok(None);
@@ -275,10 +278,14 @@ impl Syncer {
     pub async fn run(
         &self,
         persistence: Persistence,
+        lock_wait: Duration,
         progress: &(dyn Fn(i64, i64) + Send + Sync),
         cancel: &CancellationToken,
     ) -> Result<Report, SyncError> {
-        let _lock = state::try_lock(&self.data_dir)?.ok_or(SyncError::Busy)?;
+        let dir = self.data_dir.clone();
+        let _lock = blocking(move || state::lock_within(&dir, lock_wait))
+            .await??
+            .ok_or(SyncError::Busy)?;
         let mut st = state::load(&self.data_dir)?;
         if let Some(h) = &st.halt {
             return Err(SyncError::Halted {
@@ -590,7 +597,7 @@ impl DaemonSync {
         let started = Instant::now();
         match self
             .syncer
-            .run(Persistence::Forever, &|_, _| {}, shutdown)
+            .run(Persistence::Forever, Duration::ZERO, &|_, _| {}, shutdown)
             .await
         {
             Ok(r) if r.events > 0 => tracing::info!(

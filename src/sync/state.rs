@@ -124,6 +124,25 @@ pub fn try_lock(data_dir: &Path) -> Result<Option<SyncLock>, SyncError> {
     }
 }
 
+/// Takes `sync.lock`, waiting up to `wait` for another syncer to let go
+/// (the daemon holds it for milliseconds between syncs); `None` if it is
+/// still held then.
+pub fn lock_within(
+    data_dir: &Path,
+    wait: std::time::Duration,
+) -> Result<Option<SyncLock>, SyncError> {
+    let until = std::time::Instant::now() + wait;
+    loop {
+        if let Some(l) = try_lock(data_dir)? {
+            return Ok(Some(l));
+        }
+        if std::time::Instant::now() >= until {
+            return Ok(None);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +188,11 @@ mod tests {
         let d = tempfile::tempdir().expect("dir");
         let first = try_lock(d.path()).expect("lock").expect("free");
         assert!(try_lock(d.path()).expect("lock").is_none());
+        let t = std::time::Instant::now();
+        assert!(lock_within(d.path(), std::time::Duration::from_millis(100))
+            .expect("lock")
+            .is_none());
+        assert!(t.elapsed() >= std::time::Duration::from_millis(100));
         drop(first);
         assert!(try_lock(d.path()).expect("lock").is_some());
     }
