@@ -469,7 +469,7 @@ pub async fn connect_when_up(port: u16) -> tokio::net::TcpStream {
     }
 }
 
-/// `[upstream]` for the fake store at `url`: a token file, one-second
+/// `[upstream]` for the fake store at `url`: a token file, short
 /// time-outs and back-off from 20 ms, so fault scripts run quickly.
 pub fn upstream_toml(url: &str, mode: &str) -> String {
     format!(
@@ -479,8 +479,8 @@ url = "{url}"
 token_file = "keys/upstream.token"
 mode = "{mode}"
 interval_s = 1
-request_timeout_s = 1
-connect_timeout_s = 1
+request_timeout_s = 4
+connect_timeout_s = 2
 retry_initial_ms = 20
 retry_max_s = 1
 attempts = 30

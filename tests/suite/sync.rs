@@ -47,7 +47,7 @@ fn every_fault_script_leaves_each_event_in_the_store_once_and_in_order() {
     for f in [
         Fault::Status500,
         Fault::CutMidBody,
-        Fault::Slow(Duration::from_millis(1500)), // stored, but answered after the time-out
+        Fault::Slow(Duration::from_millis(4500)), // stored, but answered after the time-out
         Fault::WrongAck(999_999),
         Fault::WrongAck(-3),
         Fault::Status500,
