@@ -132,9 +132,9 @@ pub struct ShiftReport {
     pub units: Vec<UnitLine>,
 }
 
-#[derive(Default)]
-struct UnitAcc {
-    line: usize,
+/// What a unit's row needs besides its text, kept beside `units`.
+#[derive(Default, Clone, Copy)]
+struct UnitFlags {
     any_fail: bool,
     verdict: bool,
 }
@@ -222,7 +222,9 @@ pub fn build(
     let from = crate::journal::event::format_ts(w.start);
     let to = crate::journal::event::format_ts(w.end);
     let mut units: Vec<UnitLine> = Vec::new();
-    let mut acc: HashMap<String, UnitAcc> = HashMap::new();
+    // unit -> index into `units` and `flags`
+    let mut acc: HashMap<String, usize> = HashMap::new();
+    let mut flags: Vec<UnitFlags> = Vec::new();
     let mut by_step: BTreeMap<String, u64> = BTreeMap::new();
     let mut by_station: BTreeMap<String, u64> = BTreeMap::new();
     let mut open_faults: HashMap<String, usize> = HashMap::new();
@@ -267,43 +269,39 @@ pub fn build(
         let station = ev.station.unwrap_or("").to_string();
         // Only the kinds a report looks into are parsed.
         let data = || serde_json::from_str::<Value>(ev.data).unwrap_or(Value::Null);
-        let unit_line = |units: &mut Vec<UnitLine>, acc: &mut HashMap<String, UnitAcc>| {
+        let unit_line = |units: &mut Vec<UnitLine>,
+                         flags: &mut Vec<UnitFlags>,
+                         acc: &mut HashMap<String, usize>| {
             let u = ev.unit.unwrap_or("");
-            if let Some(a) = acc.get(u) {
-                return a.line;
+            if let Some(&i) = acc.get(u) {
+                return i;
             }
-            let a = acc.entry(u.to_string()).or_insert_with(|| {
-                units.push(UnitLine {
-                    unit: u.to_string(),
-                    product: ev.product.unwrap_or("").to_string(),
-                    lot: ev.lot.unwrap_or("").to_string(),
-                    allocated_at: String::new(),
-                    final_status: String::new(),
-                    final_at: String::new(),
-                    failed_steps: String::new(),
-                    scrapped: String::new(),
-                    reprints: 0,
-                });
-                UnitAcc {
-                    line: units.len() - 1,
-                    ..UnitAcc::default()
-                }
+            units.push(UnitLine {
+                unit: u.to_string(),
+                product: ev.product.unwrap_or("").to_string(),
+                lot: ev.lot.unwrap_or("").to_string(),
+                allocated_at: String::new(),
+                final_status: String::new(),
+                final_at: String::new(),
+                failed_steps: String::new(),
+                scrapped: String::new(),
+                reprints: 0,
             });
-            a.line
+            flags.push(UnitFlags::default());
+            acc.insert(u.to_string(), units.len() - 1);
+            units.len() - 1
         };
         match ev.kind {
             "ALLOCATED" => {
                 r.allocated += 1;
-                let i = unit_line(&mut units, &mut acc);
+                let i = unit_line(&mut units, &mut flags, &mut acc);
                 units[i].allocated_at = local();
             }
             "TEST_RESULT" | "FINAL_PASS" | "FINAL_FAIL" => {
-                let i = unit_line(&mut units, &mut acc);
+                let i = unit_line(&mut units, &mut flags, &mut acc);
                 let failed = ev.kind == "FINAL_FAIL"
                     || (ev.kind == "TEST_RESULT" && ev.data.contains("\"status\":\"FAIL\""));
-                let a = acc
-                    .get_mut(ev.unit.unwrap_or(""))
-                    .expect("entry made above");
+                let a = &mut flags[i];
                 if ev.kind != "TEST_RESULT" {
                     a.verdict = true;
                     units[i].final_status = if failed { "FAIL" } else { "PASS" }.into();
@@ -334,11 +332,11 @@ pub fn build(
             }
             "SCRAPPED" => {
                 r.scrapped += 1;
-                let i = unit_line(&mut units, &mut acc);
+                let i = unit_line(&mut units, &mut flags, &mut acc);
                 units[i].scrapped = str_of(&data(), "reason").to_string();
             }
             "LABEL_REPRINTED" => {
-                let i = unit_line(&mut units, &mut acc);
+                let i = unit_line(&mut units, &mut flags, &mut acc);
                 units[i].reprints += 1;
                 r.reprints.push(Reprint {
                     ts: local(),
@@ -402,10 +400,9 @@ pub fn build(
     }
     let mut verdicts = 0u64;
     let mut first_pass = 0u64;
-    for a in acc.values() {
+    for (line, a) in units.iter().zip(&flags) {
         if a.verdict {
             verdicts += 1;
-            let line = &units[a.line];
             if line.final_status == "PASS" && !a.any_fail {
                 first_pass += 1;
             }
