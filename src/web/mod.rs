@@ -580,7 +580,8 @@ async fn shift_report(State(state): State<WebState>, Query(q): Query<ReportQuery
     let stem = format!("shift-{}-{}-{}", r.line_id, r.date, r.shift);
     match q.format.as_deref().unwrap_or("html") {
         "html" => {
-            let qs = format!("date={}&shift={}", r.date, percent_encode(&r.shift));
+            let mut qs = format!("date={}&shift=", r.date);
+            gs1::digital_link::percent_encode_into(&mut qs, &r.shift);
             html(
                 StatusCode::OK,
                 pages::report(&report::render::html(&r, Some(&qs))),
@@ -608,20 +609,6 @@ async fn shift_report(State(state): State<WebState>, Query(q): Query<ReportQuery
             ),
         ),
     }
-}
-
-/// Percent-encodes everything but unreserved characters (RFC 3986): for a
-/// query value or a `/units/{id}` path segment.
-pub fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-                (b as char).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect()
 }
 
 fn download(bytes: Vec<u8>, mime: &'static str, name: &str) -> Response {

@@ -9,7 +9,13 @@ use crate::helper::{count_events, grant, ready_unit, station_toml, stderr, stdou
 use linemark::client::StationClient;
 use linemark::daemon::Daemon;
 use linemark::web::auth::sha256;
-use linemark::web::percent_encode as pct;
+
+/// Percent-encodes a path segment or query value.
+fn pct(s: &str) -> String {
+    let mut out = String::new();
+    linemark::gs1::digital_link::percent_encode_into(&mut out, s);
+    out
+}
 
 const VERBS: &[&str] = &["ALLOC", "RESULT", "FINAL", "STATUS"];
 
