@@ -165,7 +165,8 @@ pub fn local_time(ts: &str, tz: &jiff::tz::TimeZone) -> String {
     }
 }
 
-fn civil_text(dt: jiff::civil::DateTime) -> String {
+/// A local date and time as reports and pages show it, `YYYY-MM-DD HH:MM:SS`.
+pub fn civil_text(dt: jiff::civil::DateTime) -> String {
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
         dt.year(),

@@ -353,7 +353,7 @@ impl Syncer {
                 }
             };
             let (line, next_after) = (self.line_id.clone(), batch.last_seq);
-            let prefetch = tokio::task::spawn_blocking(move || {
+            let prefetch = blocking(move || {
                 let b = if next_after < target {
                     read_batch(&conn, &line, next_after, target)
                 } else {
@@ -445,12 +445,7 @@ impl Syncer {
                     }
                 }
             }
-            let (c, next) = prefetch.await.map_err(|e| {
-                SyncError::Journal(JournalError::Sql {
-                    what: "building the next batch",
-                    message: e.to_string(),
-                })
-            })?;
+            let (c, next) = prefetch.await?;
             conn = c;
             prefetched = next?;
         }
@@ -506,15 +501,20 @@ impl Syncer {
     }
 }
 
-async fn blocking<T: Send + 'static>(
+/// Runs `f` on a blocking thread, starting now (before the answer is
+/// awaited, so work can overlap).
+fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, SyncError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| {
-        SyncError::Journal(JournalError::Sql {
-            what: "a background read",
-            message: e.to_string(),
+) -> impl std::future::Future<Output = Result<T, SyncError>> {
+    let handle = tokio::task::spawn_blocking(f);
+    async move {
+        handle.await.map_err(|e| {
+            SyncError::Journal(JournalError::Sql {
+                what: "a background read",
+                message: e.to_string(),
+            })
         })
-    })
+    }
 }
 
 /// The next batch after `after`, up to `target`.

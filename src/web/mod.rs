@@ -154,11 +154,7 @@ fn status_of(state: &WebState) -> pages::Status {
                 connected: s.connected.load(Ordering::Relaxed),
                 last_frame: if ms > 0 {
                     jiff::Timestamp::from_millisecond(ms)
-                        .map(|t| {
-                            t.to_zoned(tz.clone())
-                                .strftime("%Y-%m-%d %H:%M:%S")
-                                .to_string()
-                        })
+                        .map(|t| report::civil_text(tz.to_datetime(t)))
                         .unwrap_or_default()
                 } else {
                     String::new()
