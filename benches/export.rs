@@ -34,7 +34,7 @@ fn build() -> PathBuf {
     let issuer = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
     let mut g = Grant {
         grant_version: 1,
-        block_id: "bench".into(),
+        block_id: "018f3a2e-7c4d-7000-8000-0000000be0c4".into(),
         namespace: "x".into(),
         key_id: key().key_id(),
         line_id: "P1-L03".into(),

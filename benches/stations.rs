@@ -113,7 +113,7 @@ required_steps = []
     std::fs::write(cfg.dev_issuer_key_path(), hex::encode([3u8; 32])).expect("dev key");
     let mut g = linemark::ids::Grant {
         grant_version: 1,
-        block_id: "bench".into(),
+        block_id: "018f3a2e-7c4d-7000-8000-0000000be0c4".into(),
         namespace: "bench".into(),
         key_id: cfg.ids.namespace_key.key_id(),
         line_id: "P1-L03".into(),

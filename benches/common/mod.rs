@@ -22,7 +22,7 @@ pub fn issuer() -> SigningKey {
 pub fn grant_into(j: &Journal) {
     let mut g = Grant {
         grant_version: 1,
-        block_id: "bench".into(),
+        block_id: "018f3a2e-7c4d-7000-8000-0000000be0c4".into(),
         namespace: "acme-batteries".into(),
         key_id: key().key_id(),
         line_id: "P1-L03".into(),

@@ -64,6 +64,29 @@ pub enum StationPort {
     Tcp(String),
 }
 
+impl StationPort {
+    /// Whether two stations would fight over this port: the same serial
+    /// device, or one TCP port on the same or a wildcard address. Port 0
+    /// (pick a free one) never collides.
+    pub fn collides(&self, other: &StationPort) -> bool {
+        match (self, other) {
+            (StationPort::Serial(a), StationPort::Serial(b)) => a == b,
+            (StationPort::Tcp(a), StationPort::Tcp(b)) => {
+                let split = |s: &str| {
+                    s.rsplit_once(':')
+                        .map(|(h, p)| (h.trim_matches(['[', ']']).to_string(), p.to_string()))
+                };
+                let (Some((ha, pa)), Some((hb, pb))) = (split(a), split(b)) else {
+                    return false;
+                };
+                let wildcard = |h: &str| matches!(h, "0.0.0.0" | "::" | "*" | "");
+                pa == pb && pa != "0" && (ha == hb || wildcard(&ha) || wildcard(&hb))
+            }
+            _ => false,
+        }
+    }
+}
+
 /// Serial parity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parity {
@@ -87,6 +110,11 @@ pub enum ChecksumPolicy {
     Required,
 }
 
+/// Longest free-text config value (a site name).
+const MAX_TEXT: usize = 128;
+/// Longest URL or device path in the config.
+const MAX_URL: usize = 512;
+
 /// A test station or PLC.
 #[derive(Debug, Clone)]
 pub struct Station {
@@ -100,7 +128,11 @@ pub struct Station {
     pub checksum: ChecksumPolicy,
     /// Upper-case verbs.
     pub allow: Vec<String>,
-    pub step: Option<String>,
+    /// The steps this station records, from `step` and `steps`; the first
+    /// is used when a frame names none. A frame's `step=` must be one of
+    /// them. Empty: the frame must name the step (FINAL defaults to
+    /// `final`).
+    pub steps: Vec<String>,
     pub printer: Option<String>,
 }
 
@@ -164,6 +196,12 @@ pub struct WebToken {
 pub struct Web {
     pub listen: SocketAddr,
     pub tokens: Vec<WebToken>,
+    /// Open web connections at most.
+    pub max_connections: usize,
+    /// Seconds to receive a request's header.
+    pub header_timeout_s: u64,
+    /// Seconds a web connection may stay silent.
+    pub idle_timeout_s: u64,
 }
 
 /// A shift in local time; `end <= start` crosses midnight.
@@ -509,9 +547,27 @@ impl Validator<'_> {
         Ok(())
     }
 
+    /// Free text (a site name, a URL, a token's owner): at most `max`
+    /// bytes and no control characters, so it cannot forge log or report
+    /// lines.
+    fn text(&self, path: &[Seg<'_>], s: &str, max: usize) -> Result<(), ConfigError> {
+        if s.len() > max {
+            return Err(self.err(
+                path,
+                format!("is {} bytes long; at most {max} are allowed", s.len()),
+            ));
+        }
+        if s.chars().any(char::is_control) {
+            return Err(self.err(path, format!("{s:?} must not contain control characters")));
+        }
+        Ok(())
+    }
+
     fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
         use Seg::{Index as I, Key as K};
         self.name(&[K("line_id")], &raw.line_id)?;
+        self.text(&[K("facility")], &raw.facility, MAX_TEXT)?;
+        self.text(&[K("resolver")], &raw.resolver, MAX_URL)?;
 
         let r = raw.resolver.as_str();
         if !(r.starts_with("https://") || r.starts_with("http://")) {
@@ -589,6 +645,7 @@ impl Validator<'_> {
                     format!("printer {:?} is defined twice", p.name),
                 ));
             }
+            self.text(&at("url"), &p.url, MAX_URL)?;
             let ok = ["zpl+tcp://", "zpl+serial://", "cups://", "dir://"]
                 .iter()
                 .any(|s| p.url.starts_with(s) && p.url.len() > s.len());
@@ -696,6 +753,7 @@ impl Validator<'_> {
                 format!("station {:?} is defined twice", s.name),
             ));
         }
+        self.text(&at("port"), &s.port, MAX_URL)?;
         let port = if let Some(addr) = s.port.strip_prefix("tcp://") {
             let ok = addr
                 .rsplit_once(':')
@@ -765,8 +823,27 @@ impl Validator<'_> {
             }
             allow.push(up);
         }
+        let mut steps = Vec::new();
         if let Some(step) = &s.step {
             self.name(&at("step"), step)?;
+            steps.push(step.clone());
+        }
+        for (j, step) in s.steps.iter().enumerate() {
+            let at = [K("station"), I(i), K("steps"), I(j)];
+            self.name(&at, step)?;
+            if steps.contains(step) {
+                return Err(self.err(&at, format!("step {step:?} is listed twice")));
+            }
+            steps.push(step.clone());
+        }
+        if let Some(other) = before.iter().find(|q| q.port.collides(&port)) {
+            return Err(self.err(
+                &at("port"),
+                format!(
+                    "{:?} is already the port of station {:?}; each station needs its own port (the second would never be served)",
+                    s.port, other.name
+                ),
+            ));
         }
         if let Some(p) = &s.printer {
             if !printers.iter().any(|q| &q.name == p) {
@@ -783,7 +860,7 @@ impl Validator<'_> {
             flow_control,
             checksum,
             allow,
-            step: s.step.clone(),
+            steps,
             printer: s.printer.clone(),
         })
     }
@@ -791,6 +868,7 @@ impl Validator<'_> {
     fn upstream(&self, u: &raw::RawUpstream) -> Result<Upstream, ConfigError> {
         use Seg::Key as K;
         let at = |k| [K("upstream"), K(k)];
+        self.text(&at("url"), &u.url, MAX_URL)?;
         if !(u.url.starts_with("https://") || u.url.starts_with("http://")) || u.url.ends_with('/')
         {
             return Err(self.err(
@@ -872,9 +950,18 @@ impl Validator<'_> {
                 format!("{:?} must be ADDRESS:PORT, e.g. 127.0.0.1:8470", w.listen),
             )
         })?;
-        let mut tokens = Vec::new();
+        if !listen.ip().is_loopback() && !w.expose {
+            return Err(self.err(
+                &[K("web"), K("listen")],
+                format!(
+                    "{listen} is reachable from other machines, and unit pages show MACs, UIDs and certificates without a token; set [web] expose = true to mean it, or listen on 127.0.0.1"
+                ),
+            ));
+        }
+        let mut tokens: Vec<WebToken> = Vec::new();
         for (i, t) in w.tokens.iter().enumerate() {
             let at = |k| [K("web"), K("token"), I(i), K(k)];
+            self.text(&at("name"), &t.name, 64)?;
             let role = match t.role.as_str() {
                 "operator" => Role::Operator,
                 "quality" => Role::Quality,
@@ -890,13 +977,38 @@ impl Validator<'_> {
             hex::decode_to_slice(t.sha256.trim(), &mut sha256).map_err(|_| {
                 self.err(&at("sha256"), "must be the 64-hex-character sha256 of the token (linemark token new prints it)")
             })?;
+            if let Some(j) = tokens.iter().position(|q| q.sha256 == sha256) {
+                return Err(self.err(
+                    &at("sha256"),
+                    format!("is the same token as web.token[{j}]; give each person their own token (linemark token new)"),
+                ));
+            }
             tokens.push(WebToken {
                 role,
                 name: t.name.clone(),
                 sha256,
             });
         }
-        Ok(Web { listen, tokens })
+        let limit = |key: &'static str, v: u64, lo: u64, hi: u64| {
+            if v < lo || v > hi {
+                Err(self.err(
+                    &[K("web"), K(key)],
+                    format!("{v} must be from {lo} to {hi}"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        limit("max_connections", w.max_connections as u64, 1, 4096)?;
+        limit("header_timeout_s", w.header_timeout_s, 1, 600)?;
+        limit("idle_timeout_s", w.idle_timeout_s, 1, 3600)?;
+        Ok(Web {
+            listen,
+            tokens,
+            max_connections: w.max_connections,
+            header_timeout_s: w.header_timeout_s,
+            idle_timeout_s: w.idle_timeout_s,
+        })
     }
 }
 
@@ -1084,5 +1196,71 @@ end = "06:00"
         let e = parse(&text).unwrap_err();
         assert_eq!(e.key, "product[1].key");
         assert_eq!(e.line, Some(18), "{e}");
+    }
+
+    fn one_station(name: &str, port: &str) -> String {
+        format!("\n[[station]]\nname = \"{name}\"\nport = \"{port}\"\nallow = [\"PING\"]\n")
+    }
+
+    #[test]
+    fn two_stations_on_one_port_are_refused_naming_the_first() {
+        for (a, b) in [
+            ("tcp://127.0.0.1:7003", "tcp://127.0.0.1:7003"),
+            ("tcp://0.0.0.0:7003", "tcp://127.0.0.1:7003"),
+            ("tcp://127.0.0.1:7003", "tcp://[::]:7003"),
+            ("/dev/ttyUSB0", "/dev/ttyUSB0"),
+        ] {
+            let text = format!("{MINIMAL}{}{}", one_station("a", a), one_station("b", b));
+            let e = parse(&text).unwrap_err();
+            assert_eq!(e.key, "station[1].port", "{a} {b}: {e}");
+            assert!(e.to_string().contains("\"a\""), "{e}");
+        }
+        for (a, b) in [
+            ("tcp://127.0.0.1:0", "tcp://127.0.0.1:0"),
+            ("tcp://127.0.0.1:7003", "tcp://127.0.0.1:7004"),
+            ("tcp://127.0.0.1:7003", "tcp://127.0.0.2:7003"),
+            ("/dev/ttyUSB0", "/dev/ttyUSB1"),
+        ] {
+            let text = format!("{MINIMAL}{}{}", one_station("a", a), one_station("b", b));
+            assert!(parse(&text).is_ok(), "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn a_shared_token_hash_and_an_unexposed_public_listen_are_refused() {
+        let token = "\n[[web.token]]\nrole = \"quality\"\nname = \"qe\"\nsha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n";
+        let e = parse(&format!("{MINIMAL}{token}{token}")).unwrap_err();
+        assert_eq!(e.key, "web.token[1].sha256", "{e}");
+        assert!(e.to_string().contains("web.token[0]"), "{e}");
+
+        let e = parse(&format!("{MINIMAL}\n[web]\nlisten = \"0.0.0.0:8470\"\n")).unwrap_err();
+        assert_eq!(e.key, "web.listen", "{e}");
+        assert!(e.to_string().contains("expose = true"), "{e}");
+        let c = parse(&format!(
+            "{MINIMAL}\n[web]\nlisten = \"0.0.0.0:8470\"\nexpose = true\n"
+        ))
+        .unwrap();
+        assert_eq!(c.web.listen.to_string(), "0.0.0.0:8470");
+        assert!(parse(&format!("{MINIMAL}\n[web]\nlisten = \"[::1]:8470\"\n")).is_ok());
+    }
+
+    #[test]
+    fn free_text_values_have_a_length_limit_and_no_control_characters() {
+        let long = "x".repeat(MAX_TEXT + 1);
+        let with_facility =
+            |v: &str| MINIMAL.replacen("line_id", &format!("facility = {v:?}\nline_id"), 1);
+        let e = parse(&with_facility(&long)).unwrap_err();
+        assert_eq!(e.key, "facility", "{e}");
+        let e = parse(&with_facility("Hall 3\nERROR forged")).unwrap_err();
+        assert_eq!(e.key, "facility", "{e}");
+        assert!(parse(&with_facility("Hall 3, Wrocław")).is_ok());
+        let token = format!(
+            "\n[[web.token]]\nrole = \"quality\"\nname = \"{}\"\nsha256 = \"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\"\n",
+            "q".repeat(65)
+        );
+        assert_eq!(
+            parse(&format!("{MINIMAL}{token}")).unwrap_err().key,
+            "web.token[0].name"
+        );
     }
 }

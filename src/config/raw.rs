@@ -118,6 +118,10 @@ pub struct RawStation {
     pub allow: Vec<String>,
     /// Step name its RESULT/FINAL records.
     pub step: Option<String>,
+    /// Several step names, for a station that serves more than one step
+    /// (its frames then name the step with `step=`).
+    #[serde(default)]
+    pub steps: Vec<String>,
     /// Printer its labels go to.
     pub printer: Option<String>,
 }
@@ -223,13 +227,42 @@ fn default_block_count() -> u64 {
 pub struct RawWeb {
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Must be `true` to listen on an address other than loopback: the unit
+    /// pages show MACs, UIDs and certificates to anyone who can reach them.
+    #[serde(default)]
+    pub expose: bool,
+    /// Open web connections at most; more are closed at once. Keep it well
+    /// below the daemon's file limit, which stations, the journal and
+    /// printers share.
+    #[serde(default = "default_web_connections")]
+    pub max_connections: usize,
+    /// Seconds a client has to send a request's header (also the longest
+    /// wait for the next request on a kept-alive connection).
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_s: u64,
+    /// Seconds a connection may move no byte before it is closed.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_s: u64,
     #[serde(default, rename = "token")]
     pub tokens: Vec<RawToken>,
+}
+fn default_web_connections() -> usize {
+    256
+}
+fn default_header_timeout() -> u64 {
+    10
+}
+fn default_idle_timeout() -> u64 {
+    60
 }
 impl Default for RawWeb {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            expose: false,
+            max_connections: default_web_connections(),
+            header_timeout_s: default_header_timeout(),
+            idle_timeout_s: default_idle_timeout(),
             tokens: Vec::new(),
         }
     }

@@ -255,10 +255,46 @@ impl Daemon {
 
 /// Runs until `shutdown` resolves, then stops gracefully.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+    raise_fd_limit();
     let daemon = Daemon::start(config).await?;
     shutdown.await;
     daemon.shutdown().await;
     Ok(())
+}
+
+/// Raises the soft limit of open files to the hard limit, so a busy web
+/// port or many printers cannot starve the journal and the stations of
+/// file descriptors (systemd's default soft limit is 1,024). Nothing is
+/// called when the two are already equal, as under `LimitNOFILE=` in
+/// `linemark.service`.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass and nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return;
+    }
+    if lim.rlim_cur >= lim.rlim_max {
+        tracing::debug!(
+            open_files = lim.rlim_cur,
+            "file limit already at its maximum"
+        );
+        return;
+    }
+    let before = lim.rlim_cur;
+    lim.rlim_cur = lim.rlim_max;
+    // SAFETY: setrlimit reads the struct we pass and nothing else.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } == 0 {
+        tracing::info!(
+            from = before,
+            to = lim.rlim_max,
+            "raised the open-file limit"
+        );
+    } else {
+        tracing::warn!(open_files = before, error = %std::io::Error::last_os_error(), "cannot raise the open-file limit; set LimitNOFILE= in the service");
+    }
 }
 
 /// Decrements the count of live station tasks when one ends.

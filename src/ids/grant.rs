@@ -61,6 +61,10 @@ pub enum GrantError {
     Fields(String),
     #[error("grant_version {0} is not supported (this build reads version {GRANT_VERSION})")]
     Version(u32),
+    #[error("block_id {0:?} is not a UUID (e.g. 018f3a2e-7c4d-7000-8000-000000000001); ask the block authority for a new grant")]
+    BlockId(String),
+    #[error("block {block_id}: issued_at {issued_at:?} is not an RFC 3339 time (e.g. 2026-11-20T08:00:00Z)")]
+    IssuedAt { block_id: String, issued_at: String },
     #[error("block {block_id}: count must be at least 1 and start+count at most 2^60 (start {start}, count {count})")]
     Range {
         block_id: String,
@@ -148,6 +152,19 @@ impl Grant {
     /// Every check that needs nothing but the grant and this line's policy:
     /// range, signature, line, key id, namespace.
     pub fn verify(&self, policy: &GrantPolicy) -> Result<(), GrantError> {
+        // The block ID is printed by `blocks list` and named in every later
+        // error, so it is checked first: a canonical hyphenated UUID.
+        if self.block_id.len() != 36 || uuid::Uuid::try_parse(&self.block_id).is_err() {
+            return Err(GrantError::BlockId(self.block_id.clone()));
+        }
+        if self.issued_at.parse::<jiff::Timestamp>().is_err()
+            || !self.issued_at.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(GrantError::IssuedAt {
+                block_id: self.block_id.clone(),
+                issued_at: self.issued_at.clone(),
+            });
+        }
         if self.count == 0 || self.start >= INDEX_SPACE || self.count > INDEX_SPACE - self.start {
             return Err(GrantError::Range {
                 block_id: self.block_id.clone(),
@@ -305,6 +322,45 @@ pub(crate) mod tests {
             g.verify(&vector_policy()),
             Err(GrantError::WrongNamespace { .. })
         ));
+    }
+
+    #[test]
+    fn a_signed_grant_with_a_non_uuid_block_id_or_bad_issued_at_is_refused() {
+        let key = vector_issuer();
+        for bad in [
+            "<script>alert(1)</script>",
+            "b1",
+            "018f3a2e7c4d70008000000000000001",
+            "018f3a2e-7c4d-7000-8000-00000000000\n",
+            "",
+        ] {
+            let mut g = Grant::from_json(VECTOR_GRANT.as_bytes()).unwrap();
+            g.block_id = bad.to_string();
+            g.sign(&key);
+            assert_eq!(
+                g.verify(&vector_policy()),
+                Err(GrantError::BlockId(bad.to_string())),
+                "{bad:?}"
+            );
+        }
+        for bad in [
+            "yesterday",
+            "2026-11-20T08:00:00Z\nforged: yes",
+            "2026-13-01T00:00:00Z",
+            "",
+        ] {
+            let mut g = Grant::from_json(VECTOR_GRANT.as_bytes()).unwrap();
+            g.issued_at = bad.to_string();
+            g.sign(&key);
+            assert!(
+                matches!(g.verify(&vector_policy()), Err(GrantError::IssuedAt { .. })),
+                "{bad:?}"
+            );
+        }
+        let mut g = Grant::from_json(VECTOR_GRANT.as_bytes()).unwrap();
+        g.issued_at = "2026-11-20T09:00:00+01:00".into();
+        g.sign(&key);
+        assert_eq!(g.verify(&vector_policy()), Ok(()));
     }
 
     #[test]

@@ -118,6 +118,26 @@ impl WriteTx<'_> {
             .ctx("looking up a child link")
     }
 
+    /// Whether `candidate` is `unit` or one of the units it is (through
+    /// current links) contained in. Linking `candidate` under `unit` would
+    /// then make a unit its own ancestor.
+    pub fn is_self_or_ancestor(&self, unit: &str, candidate: &str) -> Result<bool, JournalError> {
+        // UNION (not UNION ALL) ends the walk even over a loop already stored.
+        self.conn
+            .prepare_cached(
+                "WITH RECURSIVE up(unit) AS (
+                   SELECT ?1
+                   UNION
+                   SELECT u.unit FROM up
+                     JOIN children c ON c.child = up.unit AND c.unlinked_seq IS NULL
+                     JOIN units u ON u.idx = c.parent_idx)
+                 SELECT 1 FROM up WHERE unit = ?2 LIMIT 1",
+            )
+            .and_then(|mut s| s.query_row([unit, candidate], |_| Ok(())).optional())
+            .map(|found| found.is_some())
+            .ctx("walking a unit's ancestors")
+    }
+
     pub fn link_child(&self, parent_idx: i64, child: &str, seq: i64) -> Result<(), JournalError> {
         self.conn
             .prepare_cached(

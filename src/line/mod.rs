@@ -115,6 +115,26 @@ impl Line {
                 ),
             );
         }
+        if !req.verb.is_mutating() {
+            let known: &[&str] = if req.verb == Verb::Hello {
+                &["fw", "req"]
+            } else {
+                &["req"]
+            };
+            if let Some((k, _)) = req.fields().find(|(k, _)| !known.contains(k)) {
+                return Response::err(
+                    ErrorCode::BadFrame,
+                    format!(
+                        "{verb} does not take {k}= (it takes {})",
+                        if req.verb == Verb::Hello {
+                            "fw= only"
+                        } else {
+                            "no fields"
+                        }
+                    ),
+                );
+            }
+        }
         match req.verb {
             Verb::Hello => {
                 if let Some(fw) = req.get("fw") {
@@ -201,7 +221,16 @@ impl Line {
             Err(r) => return r.into_response(),
         };
         // The fingerprint only matters for a request that carries a token.
-        let token = req.req().map(|r| (r.to_string(), req.fingerprint()));
+        // Unit IDs are written canonically first, so a retry that spells
+        // the same unit in lower case is the same request.
+        let token = req.req().map(|r| {
+            let canonical = |k: &str, v: &str| {
+                matches!(k, "unit" | "child" | "old" | "new")
+                    .then(|| crate::ids::UnitId::parse(v).ok().map(|u| u.to_string()))
+                    .flatten()
+            };
+            (r.to_string(), req.fingerprint_normalised(canonical))
+        });
         let st = station.clone();
         let cfg = self.config.clone();
         let result = self
@@ -487,6 +516,12 @@ fn apply(
                     format!("{new} is already linked to unit {p}"),
                 ));
             }
+            if tx.is_self_or_ancestor(&unit, &new)? {
+                return Err(refuse(
+                    ErrorCode::Conflict,
+                    format!("unit {unit} is itself contained in {new}: linking {new} under it would make a loop"),
+                ));
+            }
             if let Some(cu) = tx.unit_state(&new)? {
                 not_scrapped(&cu)?;
             }
@@ -697,10 +732,10 @@ fn bind(
             }
             None => {}
         }
-        if tx.parent_of(unit)?.as_deref() == Some(c.as_str()) {
+        if tx.is_self_or_ancestor(unit, c)? {
             return Err(refuse(
                 ErrorCode::Conflict,
-                format!("unit {unit} is itself a child of {c}"),
+                format!("unit {unit} is itself contained in {c}: linking {c} under it would make a loop"),
             ));
         }
         if let Some(cu) = tx.unit_state(c)? {

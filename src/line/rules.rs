@@ -189,6 +189,40 @@ fn text_value(key: &str, v: &str, max: usize) -> Result<String, Refusal> {
     Ok(v.to_string())
 }
 
+/// The step a RESULT or FINAL records. The station's configured steps are
+/// authoritative: a frame may pick one of them with `step=`, never another
+/// (a final-test station must not be able to pass `provision`).
+fn station_step(req: &Request, station: &Station) -> Result<String, Refusal> {
+    match (req.get("step"), station.steps.as_slice()) {
+        (Some(s), []) => step_name(s),
+        (Some(s), configured) => {
+            if configured.iter().any(|c| c == s) {
+                Ok(s.to_string())
+            } else {
+                Err(Refusal::new(
+                    ErrorCode::NotAllowed,
+                    format!(
+                        "station {} may record step {} only, not step={s}",
+                        station.name,
+                        configured.join(", ")
+                    ),
+                ))
+            }
+        }
+        (None, [only]) => Ok(only.clone()),
+        (None, []) if req.verb == Verb::Final => Ok("final".to_string()),
+        (None, []) => Err(bad(format!(
+            "step= is required (station {} has no configured step)",
+            station.name
+        ))),
+        (None, several) => Err(bad(format!(
+            "step= is required: station {} serves steps {}",
+            station.name,
+            several.join(", ")
+        ))),
+    }
+}
+
 /// Validates a mutating request against config and the station.
 pub fn command(req: &Request, station: &Station, products: &[Product]) -> Result<Command, Refusal> {
     match req.verb {
@@ -278,17 +312,7 @@ pub fn command(req: &Request, station: &Station, products: &[Product]) -> Result
             };
             no_unknown_fields(req, known, &["m."])?;
             let unit = unit_arg(req, "unit")?;
-            let step = match (req.get("step"), &station.step) {
-                (Some(s), _) => step_name(s)?,
-                (None, Some(s)) => s.clone(),
-                (None, None) if req.verb == Verb::Final => "final".to_string(),
-                (None, None) => {
-                    return Err(bad(format!(
-                        "step= is required (station {} has no configured step)",
-                        station.name
-                    )))
-                }
-            };
+            let step = station_step(req, station)?;
             let pass = status(req)?;
             let measurements = measurements(req)?;
             Ok(if req.verb == Verb::Result {
@@ -438,7 +462,7 @@ mod tests {
             flow_control: crate::config::FlowControl::None,
             checksum: crate::config::ChecksumPolicy::Optional,
             allow: vec![],
-            step: step.map(str::to_string),
+            steps: step.map(str::to_string).into_iter().collect(),
             printer: None,
         }
     }
@@ -577,5 +601,61 @@ mod tests {
             panic!()
         };
         assert_eq!(step, "final");
+    }
+
+    #[test]
+    fn a_configured_step_is_authoritative_over_the_frames_step() {
+        // The final station must not record `provision` and so open the
+        // route to a label.
+        let refused = cmd(
+            "RESULT unit=V700QW11S6PJ4 step=provision status=PASS",
+            Some("final"),
+        )
+        .unwrap_err();
+        assert_eq!(refused.code, ErrorCode::NotAllowed);
+        assert!(refused.msg.contains("final"), "{}", refused.msg);
+        assert_eq!(
+            cmd(
+                "FINAL unit=V700QW11S6PJ4 step=provision status=PASS",
+                Some("final")
+            )
+            .unwrap_err()
+            .code,
+            ErrorCode::NotAllowed
+        );
+        // Naming its own step is fine.
+        assert!(cmd(
+            "RESULT unit=V700QW11S6PJ4 step=final status=PASS",
+            Some("final")
+        )
+        .is_ok());
+        // A station serving several steps names one of them, and must name one.
+        let mut multi = station(None);
+        multi.steps = vec!["provision".into(), "functional".into()];
+        let run = |frame: &str| {
+            command(
+                &parse(frame.as_bytes(), false).unwrap(),
+                &multi,
+                &products(),
+            )
+        };
+        let Command::Result { step, .. } =
+            run("RESULT unit=V700QW11S6PJ4 step=functional status=PASS").unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(step, "functional");
+        assert_eq!(
+            run("RESULT unit=V700QW11S6PJ4 step=final status=PASS")
+                .unwrap_err()
+                .code,
+            ErrorCode::NotAllowed
+        );
+        assert_eq!(
+            run("RESULT unit=V700QW11S6PJ4 status=PASS")
+                .unwrap_err()
+                .code,
+            ErrorCode::BadValue
+        );
     }
 }

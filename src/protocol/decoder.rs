@@ -24,6 +24,9 @@ pub struct FrameDecoder {
     /// Bytes of `buf` already searched for LF.
     scanned: usize,
     discarding: bool,
+    /// The last frame ended in a CR that was the last byte read: an LF
+    /// arriving next belongs to that line end, not to an empty frame.
+    after_cr: bool,
 }
 
 impl FrameDecoder {
@@ -48,23 +51,48 @@ impl FrameDecoder {
     }
 
     fn reset(&mut self) {
+        self.after_cr = false;
         self.buf.clear();
         self.start = 0;
         self.scanned = 0;
+    }
+
+    /// Where the next frame starts after the line end at `i` (a CR, or an
+    /// LF); a CR followed by LF is one line end.
+    fn end_of_line(&mut self, i: usize) -> usize {
+        if self.buf[i] != b'\r' {
+            return i + 1;
+        }
+        match self.buf.get(i + 1) {
+            Some(b'\n') => i + 2,
+            Some(_) => i + 1,
+            None => {
+                self.after_cr = true;
+                i + 1
+            }
+        }
     }
 
     /// The next complete frame or error, if there is one.
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Option<Decoded<'_>> {
         loop {
+            if self.after_cr && self.start < self.buf.len() {
+                self.after_cr = false;
+                if self.buf[self.start] == b'\n' {
+                    self.start += 1;
+                    self.scanned = self.scanned.max(self.start);
+                }
+            }
+            // A line ends at LF, CR LF, or a lone CR (some PLCs send only CR).
             let lf = self.buf[self.scanned..]
                 .iter()
-                .position(|b| *b == b'\n')
+                .position(|b| matches!(b, b'\n' | b'\r'))
                 .map(|p| p + self.scanned);
             if self.discarding {
                 match lf {
                     Some(i) => {
-                        self.start = i + 1;
+                        self.start = self.end_of_line(i);
                         self.scanned = self.start;
                         self.discarding = false;
                         continue;
@@ -78,17 +106,13 @@ impl FrameDecoder {
             return match lf {
                 Some(i) => {
                     let from = self.start;
-                    self.start = i + 1;
+                    self.start = self.end_of_line(i);
                     self.scanned = self.start;
-                    if i + 1 - from > MAX_FRAME {
+                    // The frame's length counts its whole line end.
+                    if self.start - from > MAX_FRAME {
                         return Some(Decoded::TooLong);
                     }
-                    let end = if i > from && self.buf[i - 1] == b'\r' {
-                        i - 1
-                    } else {
-                        i
-                    };
-                    Some(Decoded::Frame(&self.buf[from..end]))
+                    Some(Decoded::Frame(&self.buf[from..i]))
                 }
                 None if self.buf.len() - self.start >= MAX_FRAME => {
                     self.reset();

@@ -131,14 +131,30 @@ impl Request {
     /// The request as one canonical frame without `req` and checksum: what
     /// identifies "the same request" when a `req` token is repeated.
     pub fn fingerprint(&self) -> String {
-        let mut fields: Vec<(&str, &str)> = self.fields().filter(|(k, _)| *k != "req").collect();
+        self.fingerprint_normalised(|_, _| None)
+    }
+
+    /// [`Request::fingerprint`] with values rewritten by `norm` (key, value)
+    /// where it returns one, so two spellings of one request (a unit ID in
+    /// lower case) are the same request.
+    pub fn fingerprint_normalised(&self, norm: impl Fn(&str, &str) -> Option<String>) -> String {
+        let mut fields: Vec<(&str, std::borrow::Cow<'_, str>)> = self
+            .fields()
+            .filter(|(k, _)| *k != "req")
+            .map(|(k, v)| {
+                (
+                    k,
+                    norm(k, v).map_or(std::borrow::Cow::Borrowed(v), std::borrow::Cow::Owned),
+                )
+            })
+            .collect();
         fields.sort();
         let mut s = self.verb.as_str().to_string();
         for (k, v) in fields {
             s.push(' ');
             s.push_str(k);
             s.push('=');
-            escape_into(&mut s, v);
+            escape_into(&mut s, &v);
         }
         s
     }

@@ -43,16 +43,35 @@ fn cr_lf_and_bare_lf_both_end_frames() {
 fn frames_split_across_many_pushes_are_reassembled() {
     let mut d = FrameDecoder::new();
     let frame = encode_request("ALLOC", &[("product", "PACK-48V"), ("lot", "L 1")]);
-    for b in &frame[..frame.len() - 1] {
+    for b in &frame[..frame.len() - 2] {
         d.push(&[*b]);
         assert_eq!(d.next(), None);
     }
-    d.push(b"\n");
+    d.push(b"\r");
     let Some(Decoded::Frame(f)) = d.next() else {
         panic!("no frame")
     };
     let r = parse(f, true).unwrap();
     assert_eq!(r.get("lot"), Some("L 1"));
+    // The LF of that CR LF, arriving alone, is not an empty frame.
+    d.push(b"\n");
+    assert_eq!(d.next(), None);
+    d.push(b"PING\n");
+    assert_eq!(d.next(), Some(Decoded::Frame(b"PING")));
+}
+
+#[test]
+fn a_lone_cr_ends_a_frame_like_lf_and_cr_lf() {
+    assert_eq!(
+        frames(b"PING\rHELLO\r\nSTATUS\nPING\r\rPING"),
+        vec![
+            Out::Frame(b"PING".to_vec()),
+            Out::Frame(b"HELLO".to_vec()),
+            Out::Frame(b"STATUS".to_vec()),
+            Out::Frame(b"PING".to_vec()),
+            Out::Frame(b"".to_vec()),
+        ]
+    );
 }
 
 #[test]

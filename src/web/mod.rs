@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod metrics;
 pub mod pages;
+pub mod server;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -88,13 +89,12 @@ pub async fn serve(
     state: WebState,
     shutdown: CancellationToken,
 ) {
-    let app = router(state);
-    if let Err(e) = axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.cancelled().await })
-        .await
-    {
-        tracing::error!(error = %e, "the web server stopped");
-    }
+    let limits = server::Limits {
+        max_connections: state.config.web.max_connections,
+        header_timeout: Duration::from_secs(state.config.web.header_timeout_s),
+        idle_timeout: Duration::from_secs(state.config.web.idle_timeout_s),
+    };
+    server::serve(listener, router(state), limits, shutdown).await;
 }
 
 fn html(status: StatusCode, body: String) -> Response {
@@ -291,8 +291,15 @@ pub fn resolve_unit(q: &str) -> Result<UnitId, String> {
     if let Ok(u) = UnitId::parse(q) {
         return Ok(u);
     }
+    // The GS1 error names the input itself; it is shown once, cut short.
     let id = gs1::parse_scanned(q).map_err(|e| {
-        format!("{q:?} is neither a unit ID nor a GS1 Digital Link URI or element string: {e}")
+        let why = e.to_string();
+        let why = if why.chars().count() > 160 {
+            format!("{}…", why.chars().take(160).collect::<String>())
+        } else {
+            why
+        };
+        format!("neither a unit ID nor a GS1 Digital Link URI or element string: {why}")
     })?;
     let serial = id.serial.ok_or_else(|| {
         format!(
@@ -409,6 +416,11 @@ fn reason_of(body: &[u8]) -> Result<String, String> {
     }
     if r.chars().any(char::is_control) {
         return Err("reason must be one line without control characters".into());
+    }
+    // Bidirectional overrides and isolates can make a journaled reason
+    // read differently from what it says (CVE-2021-42574, "Trojan Source").
+    if r.chars().any(|c| matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')) {
+        return Err("reason must not contain bidirectional override or isolate characters".into());
     }
     Ok(r.to_string())
 }
@@ -648,6 +660,11 @@ mod tests {
         let e = resolve_unit("hello").expect_err("garbage");
         assert!(e.contains("neither a unit ID"), "{e}");
         assert!(resolve_unit("  ").is_err());
+        // A long scanned text is shown once, cut short, never twice.
+        let long = format!("https://id.example.com/01/{}", "9".repeat(3000));
+        let e = resolve_unit(&long).expect_err("long");
+        assert!(e.len() < 400, "{} bytes: {e}", e.len());
+        assert!(e.matches("https://id.example.com").count() <= 1, "{e}");
     }
 
     #[test]
@@ -664,5 +681,9 @@ mod tests {
             .contains("reason"));
         assert!(reason_of(b"not json").is_err());
         assert!(reason_of("{\"reason\":\"a\\nb\"}".as_bytes()).is_err());
+        // A right-to-left override would make the journal read otherwise.
+        let trojan = reason_of("{\"reason\":\"label ok \u{202E}gnirps\"}".as_bytes());
+        assert!(trojan.expect_err("bidi").contains("bidirectional"));
+        assert!(reason_of("{\"reason\":\"etiqueta ilegible, reimpresión\"}".as_bytes()).is_ok());
     }
 }

@@ -27,11 +27,21 @@ pub fn issuer() -> SigningKey {
     SigningKey::from_bytes(&[7u8; 32])
 }
 
+/// The block ID (a UUID, as grants require) a test calls `name`: the
+/// name's bytes in a version-8 UUID, so tests can name blocks `b1`, `b2`.
+pub fn block_uuid(name: &str) -> String {
+    let mut bytes = [0u8; 16];
+    for (b, c) in bytes.iter_mut().zip(name.bytes()) {
+        *b = c;
+    }
+    uuid::Uuid::new_v8(bytes).to_string()
+}
+
 /// A grant for this line's key, signed by the test issuer.
-pub fn grant(block_id: &str, start: u64, count: u64) -> Grant {
+pub fn grant(name: &str, start: u64, count: u64) -> Grant {
     let mut g = Grant {
         grant_version: 1,
-        block_id: block_id.into(),
+        block_id: block_uuid(name),
         namespace: "acme-batteries".into(),
         key_id: KEY_ID.into(),
         line_id: LINE.into(),

@@ -207,9 +207,17 @@ async fn sigterm_stops_gracefully_and_loses_nothing() {
     )
     .unwrap();
     let used = acked.lock().unwrap().units.len() as u64;
-    assert!(hw["blocks"]["b1"].as_u64().unwrap() >= used);
     assert!(
-        hw["blocks"]["b1"].as_u64().unwrap() <= used + STATIONS as u64,
+        hw["blocks"][crate::helper::block_uuid("b1")]
+            .as_u64()
+            .unwrap()
+            >= used
+    );
+    assert!(
+        hw["blocks"][crate::helper::block_uuid("b1")]
+            .as_u64()
+            .unwrap()
+            <= used + STATIONS as u64,
         "{hw}"
     );
 }

@@ -283,3 +283,70 @@ async fn a_1000_unit_shipment_exports_complete_and_in_order() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("no unit was shipped under \"NOPE\""));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_bind_or_replace_makes_a_unit_its_own_ancestor() {
+    let line = line();
+    let d = Daemon::start(line.config()).await.unwrap();
+    let mut c = StationClient::new(
+        tokio::net::TcpStream::connect(d.tcp_addr("t").unwrap())
+            .await
+            .unwrap(),
+        "t",
+    );
+    let mut alloc = async || {
+        c.request("ALLOC", &[("product", "BMS")])
+            .await
+            .unwrap()
+            .get("unit")
+            .unwrap()
+            .to_string()
+    };
+    let (a, b, cc, dd, p, m) = (
+        alloc().await,
+        alloc().await,
+        alloc().await,
+        alloc().await,
+        alloc().await,
+        alloc().await,
+    );
+    {
+        let ok = |r: Response| assert!(r.is_ok(), "{r:?}");
+        ok(c.request("BIND", &[("unit", &a), ("child", &b)])
+            .await
+            .unwrap());
+        ok(c.request("BIND", &[("unit", &b), ("child", &cc)])
+            .await
+            .unwrap());
+        // C inside B inside A: A under C would be a loop of three.
+        let r = c
+            .request("BIND", &[("unit", &cc), ("child", &a)])
+            .await
+            .unwrap();
+        assert_eq!(code(&r), Some(ErrorCode::Conflict), "{r:?}");
+        // D contains M; P contains D; replacing M by P in D would loop.
+        ok(c.request("BIND", &[("unit", &dd), ("child", &m)])
+            .await
+            .unwrap());
+        ok(c.request("BIND", &[("unit", &p), ("child", &dd)])
+            .await
+            .unwrap());
+        let r = c
+            .request(
+                "REPLACE",
+                &[
+                    ("unit", &dd),
+                    ("old", &m),
+                    ("new", &p),
+                    ("reason", "rework"),
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(code(&r), Some(ErrorCode::Conflict), "{r:?}");
+    }
+    // Four good BINDs were journaled; neither loop nor its replacement.
+    assert_eq!(count_events(&line.db_path(), "BOUND"), 4);
+    assert_eq!(count_events(&line.db_path(), "CHILD_REPLACED"), 0);
+    d.shutdown().await;
+}

@@ -519,7 +519,8 @@ async fn bad_input_is_answered_and_never_slows_another_station() {
         for i in 0..10_000u32 {
             let mut l: Vec<u8> = (0..(rng.below(60) + 1))
                 .map(|_| (rng.below(255) + 1) as u8)
-                .filter(|b| *b != b'\n')
+                // CR and LF end a frame: one garbage line is one frame.
+                .filter(|b| *b != b'\n' && *b != b'\r')
                 .collect();
             // Blank lines (only spaces or CR) are keep-alives and get no
             // answer; make every garbage line non-blank.
@@ -601,4 +602,112 @@ async fn a_port_that_disappears_and_comes_back_resumes_without_a_restart() {
         .unwrap();
     assert!(a.is_ok(), "{a:?}");
     d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_spelling_the_unit_in_lower_case_is_the_same_request() {
+    let r = rig();
+    let d = start(&r).await;
+    let mut c = tcp(&d).await;
+    let unit = c
+        .request("ALLOC", &[("product", "PACK-48V")])
+        .await
+        .unwrap()
+        .get("unit")
+        .unwrap()
+        .to_string();
+    let first = c
+        .request(
+            "SCRAP",
+            &[("unit", &unit), ("reason", "dropped"), ("req", "s-1")],
+        )
+        .await
+        .unwrap();
+    assert!(first.is_ok(), "{first:?}");
+    let lower = unit.to_ascii_lowercase();
+    let again = c
+        .request(
+            "SCRAP",
+            &[("unit", &lower), ("reason", "dropped"), ("req", "s-1")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(again, first, "the stored answer, not E_BAD_VALUE");
+    d.shutdown().await;
+    assert_eq!(count_events(&r.line.db_path(), "SCRAPPED"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_ping_and_status_refuse_fields_they_do_not_take() {
+    let r = rig();
+    let d = start(&r).await;
+    let mut c = tcp(&d).await;
+    for frame in [
+        &b"PING unit=X\r\n"[..],
+        b"STATUS verbose=1\r\n",
+        b"HELLO fw=1.2 colour=red\r\n",
+    ] {
+        let a = c.send_frame(frame).await.unwrap();
+        assert_eq!(code(&a), Some(ErrorCode::BadFrame), "{frame:?}: {a:?}");
+    }
+    assert!(c.send_frame(b"HELLO fw=1.2\r\n").await.unwrap().is_ok());
+    assert!(c.send_frame(b"PING req=p1\r\n").await.unwrap().is_ok());
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_station_ending_frames_with_cr_alone_is_answered_per_frame() {
+    let r = rig();
+    let d = start(&r).await;
+    let mut c = tcp(&d).await;
+    c.write_raw(b"PING\rPING\r").await.unwrap();
+    assert!(c.read_answer().await.unwrap().is_ok());
+    assert!(c.read_answer().await.unwrap().is_ok());
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_final_station_cannot_record_another_step() {
+    let r = rig();
+    let d = start(&r).await;
+    let mut t = tcp(&d).await;
+    let unit = t
+        .request("ALLOC", &[("product", "PACK-48V")])
+        .await
+        .unwrap()
+        .get("unit")
+        .unwrap()
+        .to_string();
+    let mut fin = client(r.fin, "fin");
+    for step in ["provision", "functional"] {
+        let a = fin
+            .request(
+                "RESULT",
+                &[("unit", &unit), ("step", step), ("status", "PASS")],
+            )
+            .await
+            .unwrap();
+        // RESULT is not even allowed on final-1; its FINAL may not name a step.
+        assert_eq!(code(&a), Some(ErrorCode::NotAllowed), "{a:?}");
+        let a = fin
+            .request(
+                "FINAL",
+                &[("unit", &unit), ("step", step), ("status", "PASS")],
+            )
+            .await
+            .unwrap();
+        assert_eq!(code(&a), Some(ErrorCode::NotAllowed), "{a:?}");
+    }
+    let a = fin
+        .request("FINAL", &[("unit", &unit), ("status", "PASS")])
+        .await
+        .unwrap();
+    assert_eq!(
+        code(&a),
+        Some(ErrorCode::Route),
+        "still missing its steps: {a:?}"
+    );
+    d.shutdown().await;
+    assert_eq!(count_events(&r.line.db_path(), "FINAL_PASS"), 0);
+    assert_eq!(count_events(&r.line.db_path(), "LABEL_QUEUED"), 0);
 }

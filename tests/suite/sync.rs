@@ -359,7 +359,14 @@ async fn block_answers_are_checked_like_blocks_import() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(blocks, vec!["b1", "b4"], "refused answers imported nothing");
+    assert_eq!(
+        blocks,
+        vec![
+            crate::helper::block_uuid("b1"),
+            crate::helper::block_uuid("b4")
+        ],
+        "refused answers imported nothing"
+    );
 }
 
 fn backup(line: &Line, name: &str) -> std::path::PathBuf {

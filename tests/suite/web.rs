@@ -27,7 +27,7 @@ fn token_toml(role: &str, name: &str, token: &str) -> String {
 }
 
 pub fn web_line(printer_dir: &std::path::Path) -> Line {
-    let mut extra = station_toml("t", "tcp://127.0.0.1:0", VERBS, Some("final"), "optional");
+    let mut extra = station_toml("t", "tcp://127.0.0.1:0", VERBS, None, "optional");
     extra += "printer = \"p1\"\n";
     extra += &format!(
         "\n[[printer]]\nname = \"p1\"\nurl = \"dir://{}\"\n",
