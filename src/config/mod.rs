@@ -134,6 +134,8 @@ pub struct Station {
     /// `final`).
     pub steps: Vec<String>,
     pub printer: Option<String>,
+    /// TCP: seconds of silence after which a connection is closed (0: never).
+    pub idle_timeout_s: u64,
 }
 
 /// A label printer.
@@ -862,6 +864,7 @@ impl Validator<'_> {
             allow,
             steps,
             printer: s.printer.clone(),
+            idle_timeout_s: s.idle_timeout_s,
         })
     }
 

@@ -124,6 +124,13 @@ pub struct RawStation {
     pub steps: Vec<String>,
     /// Printer its labels go to.
     pub printer: Option<String>,
+    /// TCP only: seconds a connection may stay silent before it is closed
+    /// (0: never). Keepalive finds dead peers sooner.
+    #[serde(default = "default_station_idle")]
+    pub idle_timeout_s: u64,
+}
+fn default_station_idle() -> u64 {
+    900
 }
 fn default_baud() -> u32 {
     115200

@@ -464,6 +464,7 @@ mod tests {
             allow: vec![],
             steps: step.map(str::to_string).into_iter().collect(),
             printer: None,
+            idle_timeout_s: 0,
         }
     }
 

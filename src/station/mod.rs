@@ -6,6 +6,12 @@
 //! disappears (logged once per outage), and counting what each station did.
 //! Must not: apply rules (that is `line`) or touch the journal directly.
 //! A station's garbage or stall only ever occupies its own task.
+//!
+//! A TCP station's connections carry keepalive and close after
+//! `idle_timeout_s` of silence; at the cap of connections per station the
+//! oldest idle one gives way to the new one, since a PLC that lost power
+//! leaves half-open sockets behind and its newest connection is the live
+//! one.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
@@ -56,15 +62,36 @@ impl StationStats {
     }
 }
 
-/// Serves one connection until it closes, fails, or shutdown is asked.
-/// A request being handled when shutdown comes is finished and answered.
+/// How one connection is looked after: when it last spoke, whether it is
+/// in the middle of a request, and how to close it from outside.
+#[derive(Debug, Default)]
+pub struct Conn {
+    /// Unix milliseconds of the last byte read (or of the connect).
+    last_ms: AtomicI64,
+    busy: AtomicBool,
+    close: CancellationToken,
+}
+
+impl Conn {
+    fn touch(&self) {
+        self.last_ms
+            .store(jiff::Timestamp::now().as_millisecond(), Ordering::Relaxed);
+    }
+}
+
+/// Serves one connection until it closes, fails, stays silent for
+/// `idle_timeout`, or shutdown (or `conn.close`) is asked. A request being
+/// handled then is finished and answered.
 pub async fn serve<S: AsyncRead + AsyncWrite>(
     line: &Line,
     station: &Station,
     stream: S,
     stats: &StationStats,
     shutdown: &CancellationToken,
+    idle_timeout: Option<Duration>,
+    conn: &Conn,
 ) -> std::io::Result<()> {
+    conn.touch();
     let (mut rd, mut wr) = tokio::io::split(stream);
     let mut dec = FrameDecoder::new();
     let mut buf = vec![0u8; 4096];
@@ -95,13 +122,27 @@ pub async fn serve<S: AsyncRead + AsyncWrite>(
             wr.write_all(&answer.to_bytes()).await?;
             wr.flush().await?;
         }
+        conn.busy.store(false, Ordering::Release);
+        let idle = async {
+            match idle_timeout {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
         let n = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
+            _ = conn.close.cancelled() => return Ok(()),
+            _ = idle => {
+                tracing::info!(station = %station.name, after_s = idle_timeout.unwrap_or_default().as_secs(), "closing a silent station connection (idle_timeout_s)");
+                return Ok(());
+            }
             r = rd.read(&mut buf) => r?,
         };
         if n == 0 {
             return Ok(());
         }
+        conn.busy.store(true, Ordering::Release);
+        conn.touch();
         dec.push(&buf[..n]);
     }
 }
@@ -199,7 +240,16 @@ pub async fn run_serial(
         };
         outage.recovered(&format!("serial port {path} is open"));
         stats.connected.store(true, Ordering::Release);
-        let result = serve(&line, &station, port, &stats, &shutdown).await;
+        let result = serve(
+            &line,
+            &station,
+            port,
+            &stats,
+            &shutdown,
+            None,
+            &Conn::default(),
+        )
+        .await;
         stats.connected.store(false, Ordering::Release);
         if shutdown.is_cancelled() {
             break;
@@ -223,6 +273,25 @@ pub async fn bind_tcp(station: &Station) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr.as_str()).await
 }
 
+/// Keepalive probes after 30 s of silence, every 10 s, 3 unanswered ones
+/// end the connection: a peer that lost power is noticed within a minute.
+fn keepalive(sock: &tokio::net::TcpStream) -> std::io::Result<()> {
+    let ka = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(30))
+        .with_interval(Duration::from_secs(10))
+        .with_retries(3);
+    socket2::SockRef::from(sock).set_tcp_keepalive(&ka)
+}
+
+/// The open connection silent longest that is not in a request.
+fn oldest_idle(open: &[Arc<Conn>]) -> Option<usize> {
+    open.iter()
+        .enumerate()
+        .filter(|(_, c)| !c.busy.load(Ordering::Acquire))
+        .min_by_key(|(_, c)| c.last_ms.load(Ordering::Relaxed))
+        .map(|(i, _)| i)
+}
+
 /// A TCP station: linemark listens; each connection speaks for the station.
 pub async fn run_tcp(
     line: Line,
@@ -234,7 +303,9 @@ pub async fn run_tcp(
     let mut outage = Outage::new(&station.name);
     let mut listener = listener;
     let conns = TaskTracker::new();
-    let live = Arc::new(AtomicU64::new(0));
+    let live: Arc<Mutex<Vec<Arc<Conn>>>> = Arc::default();
+    let idle_timeout =
+        (station.idle_timeout_s > 0).then(|| Duration::from_secs(station.idle_timeout_s));
     while !shutdown.is_cancelled() {
         let l = match listener.take() {
             Some(l) => l,
@@ -265,10 +336,29 @@ pub async fn run_tcp(
                     continue;
                 }
             };
-            if live.load(Ordering::Acquire) as usize >= MAX_TCP_CONNECTIONS {
-                tracing::warn!(station = %station.name, %peer, "refusing a connection: {MAX_TCP_CONNECTIONS} already open");
-                drop(sock);
-                continue;
+            if let Err(e) = keepalive(&sock) {
+                tracing::warn!(station = %station.name, %peer, error = %e, "cannot set TCP keepalive");
+            }
+            let conn = Arc::new(Conn::default());
+            {
+                let Ok(mut open) = live.lock() else { break };
+                if open.len() >= MAX_TCP_CONNECTIONS {
+                    // The newest connection is the live one: the one silent
+                    // longest (a PLC that lost power) gives way.
+                    match oldest_idle(&open) {
+                        Some(i) => {
+                            let old = open.remove(i);
+                            old.close.cancel();
+                            tracing::warn!(station = %station.name, %peer, "{MAX_TCP_CONNECTIONS} connections open: closing the one silent longest for the new one");
+                        }
+                        None => {
+                            tracing::warn!(station = %station.name, %peer, "refusing a connection: {MAX_TCP_CONNECTIONS} already open, all in a request");
+                            drop(sock);
+                            continue;
+                        }
+                    }
+                }
+                open.push(conn.clone());
             }
             let _ = sock.set_nodelay(true);
             tracing::info!(station = %station.name, %peer, "station connected");
@@ -279,12 +369,14 @@ pub async fn run_tcp(
                 shutdown.clone(),
                 live.clone(),
             );
-            live.fetch_add(1, Ordering::AcqRel);
             stats.connected.store(true, Ordering::Release);
             conns.spawn(async move {
-                let r = serve(&line, &station, sock, &stats, &shutdown).await;
-                if live.fetch_sub(1, Ordering::AcqRel) == 1 {
-                    stats.connected.store(false, Ordering::Release);
+                let r = serve(&line, &station, sock, &stats, &shutdown, idle_timeout, &conn).await;
+                if let Ok(mut open) = live.lock() {
+                    open.retain(|c| !Arc::ptr_eq(c, &conn));
+                    if open.is_empty() {
+                        stats.connected.store(false, Ordering::Release);
+                    }
                 }
                 match r {
                     Ok(()) => tracing::info!(station = %station.name, %peer, "station disconnected"),
@@ -295,4 +387,41 @@ pub async fn run_tcp(
     }
     conns.close();
     conns.wait().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn station_sockets_get_keepalive_probes() {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = tokio::net::TcpStream::connect(l.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = l.accept().await.unwrap();
+        assert!(!socket2::SockRef::from(&server).keepalive().unwrap());
+        keepalive(&server).unwrap();
+        let s = socket2::SockRef::from(&server);
+        assert!(s.keepalive().unwrap());
+        assert_eq!(s.tcp_keepalive_time().unwrap(), Duration::from_secs(30));
+        assert_eq!(s.tcp_keepalive_interval().unwrap(), Duration::from_secs(10));
+        assert_eq!(s.tcp_keepalive_retries().unwrap(), 3);
+        drop(client);
+    }
+
+    #[test]
+    fn the_oldest_idle_connection_is_chosen_never_a_busy_one() {
+        let conns: Vec<Arc<Conn>> = (0..4).map(|_| Arc::new(Conn::default())).collect();
+        for (c, ms) in conns.iter().zip([300, 100, 200, 400]) {
+            c.last_ms.store(ms, Ordering::Relaxed);
+        }
+        assert_eq!(oldest_idle(&conns), Some(1));
+        conns[1].busy.store(true, Ordering::Relaxed);
+        assert_eq!(oldest_idle(&conns), Some(2));
+        for c in &conns {
+            c.busy.store(true, Ordering::Relaxed);
+        }
+        assert_eq!(oldest_idle(&conns), None);
+    }
 }

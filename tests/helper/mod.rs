@@ -564,3 +564,49 @@ where
     }
     u
 }
+
+/// Waits (polling every 20 ms, at most 20 s) until `f` holds.
+pub async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+/// A free loopback TCP port (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// `linemark run` on the line's config as a child process, with its
+/// open-file limit (soft and hard) set to `nofile`, logging to a file.
+pub fn spawn_daemon(line: &Line, nofile: u64) -> std::process::Child {
+    use std::os::unix::process::CommandExt;
+    let log = std::fs::File::create(line.path().join("daemon.log")).expect("log file");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_linemark"));
+    cmd.args(["run", "--config"])
+        .arg(line.config_path())
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    // SAFETY: setrlimit is async-signal-safe; it only changes the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: nofile,
+                rlim_max: nofile,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().expect("linemark run starts")
+}

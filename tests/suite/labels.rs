@@ -5,7 +5,8 @@
 use std::time::{Duration, Instant};
 
 use crate::helper::{
-    count_events, grant, ready_unit, station_toml, unit_in_zpl, FakeZebra, Line, ZebraMode,
+    count_events, grant, ready_unit, station_toml, unit_in_zpl, wait_for, FakeZebra, Line,
+    ZebraMode,
 };
 use linemark::client::StationClient;
 use linemark::daemon::Daemon;
@@ -43,14 +44,6 @@ fn code(r: &Response) -> Option<ErrorCode> {
     match r {
         Response::Err { code, .. } => Some(*code),
         _ => None,
-    }
-}
-
-async fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

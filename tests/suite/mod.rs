@@ -6,6 +6,7 @@ mod demo;
 mod docs;
 mod epcis;
 mod grants;
+mod hardening;
 mod journal;
 mod labels;
 mod migrations;
