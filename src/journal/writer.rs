@@ -352,6 +352,17 @@ fn exec_cached(conn: &Connection, sql: &str) -> rusqlite::Result<usize> {
 }
 
 /// Runs one batch: savepoint per job, high-water file, one commit, replies.
+/// `Ok` while the batch's transaction is still open.
+fn in_transaction(conn: &Connection) -> Result<(), JournalError> {
+    if conn.is_autocommit() {
+        return Err(JournalError::Sql {
+            what: "checking the open transaction",
+            message: "SQLite rolled the whole transaction back (disk full or I/O error?)".into(),
+        });
+    }
+    Ok(())
+}
+
 fn run_batch(
     conn: &Connection,
     st: &mut WriterState,
@@ -374,14 +385,26 @@ fn run_batch(
         return;
     }
     let mut scratch = String::new();
+    // Set when the transaction can no longer be trusted (a savepoint
+    // statement failed, or SQLite rolled the whole transaction back on its
+    // own after a full disk or an I/O error). From then on no job runs: a
+    // SAVEPOINT outside a transaction would start a new one that RELEASE
+    // commits, while its caller is told E_STORAGE.
+    let mut broken: Option<JournalError> = None;
     for job in batch {
-        let snapshot = (st.head.clone(), st.bumps.len());
-        if let Err(e) = conn
-            .execute_batch("SAVEPOINT job")
-            .ctx("opening a savepoint")
-        {
-            let (_, reply) = job(Err(e));
+        if let Some(e) = &broken {
+            let (_, reply) = job(Err(e.clone()));
             replies.push(reply);
+            continue;
+        }
+        let snapshot = (st.head.clone(), st.bumps.len());
+        if let Err(e) = in_transaction(conn).and_then(|()| {
+            conn.execute_batch("SAVEPOINT job")
+                .ctx("opening a savepoint")
+        }) {
+            let (_, reply) = job(Err(e.clone()));
+            replies.push(reply);
+            broken = Some(e);
             continue;
         }
         let mut tx = WriteTx {
@@ -393,15 +416,39 @@ fn run_batch(
         };
         let (ok, reply) = job(Ok(&mut tx));
         scratch = tx.scratch;
-        if ok {
-            let _ = exec_cached(conn, "RELEASE job");
-        } else {
-            let _ = exec_cached(conn, "ROLLBACK TO job");
-            let _ = exec_cached(conn, "RELEASE job");
+        replies.push(reply);
+        let end = in_transaction(conn).and_then(|()| {
+            if ok {
+                exec_cached(conn, "RELEASE job").ctx("releasing a savepoint")
+            } else {
+                exec_cached(conn, "ROLLBACK TO job")
+                    .and_then(|_| exec_cached(conn, "RELEASE job"))
+                    .ctx("rolling back a refused job")
+            }
+            .map(|_| ())
+        });
+        if !ok {
             st.head = snapshot.0;
             st.bumps.truncate(snapshot.1);
         }
-        replies.push(reply);
+        if let Err(e) = end {
+            broken = Some(e);
+        }
+    }
+    if let Some(e) = broken {
+        tracing::error!(error = %e, jobs = replies.len(), "journal transaction failed; every job in it is answered with the error and nothing of it is kept");
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        st.head = committed;
+        st.bumps.clear();
+        shared
+            .jobs
+            .fetch_add(replies.len() as u64, Ordering::Relaxed);
+        for reply in replies {
+            reply(Err(e.clone()));
+        }
+        return;
     }
     let mut outcome: Result<(), JournalError> = Ok(());
     if !st.bumps.is_empty() {
@@ -492,4 +539,127 @@ fn release_reservations(
     st.hw.seq = st.head.seq;
     st.hw.write(&ctx.hw_path)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::{Journal, JournalOptions};
+
+    fn journal(dir: &std::path::Path) -> Journal {
+        let key = crate::ids::NamespaceKey::from_hex(&"11".repeat(32)).unwrap();
+        Journal::open(JournalOptions {
+            db_path: dir.join("journal.db"),
+            line_id: "P1-L03".into(),
+            codec: IdCodec::new(&key),
+            reserve_ahead: 10,
+            low_water: 0,
+        })
+        .unwrap()
+    }
+
+    fn note(tx: &mut WriteTx<'_>, what: &str) -> Result<(), JournalError> {
+        tx.append(NewEvent {
+            kind: EventType::Scrapped,
+            station: None,
+            actor: "test".into(),
+            unit: None,
+            data: json!({ "reason": what }),
+        })
+        .map(|_| ())
+    }
+
+    fn events(j: &Journal) -> i64 {
+        j.reader()
+            .unwrap()
+            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// Queues jobs behind one that holds the writer, so they run as one
+    /// batch; answers come back in order.
+    fn one_batch(
+        j: &Journal,
+        jobs: Vec<Box<dyn FnOnce(&mut WriteTx<'_>) -> Result<(), JournalError> + Send>>,
+    ) -> Vec<Result<(), JournalError>> {
+        let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+        let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
+        j.submit(
+            move |_tx: &mut WriteTx<'_>| -> Result<(), JournalError> {
+                let _ = held_tx.send(());
+                let _ = hold_rx.recv();
+                Ok(())
+            },
+            |_| {},
+        );
+        held_rx.recv().unwrap();
+        let (ans_tx, ans_rx) = std::sync::mpsc::channel();
+        let n = jobs.len();
+        for (i, f) in jobs.into_iter().enumerate() {
+            let ans_tx = ans_tx.clone();
+            j.submit(f, move |r| {
+                let _ = ans_tx.send((i, r));
+            });
+        }
+        hold_tx.send(()).unwrap();
+        let mut answers: Vec<_> = (0..n).map(|_| ans_rx.recv().unwrap()).collect();
+        answers.sort_by_key(|(i, _)| *i);
+        answers.into_iter().map(|(_, r)| r).collect()
+    }
+
+    #[test]
+    fn a_transaction_sqlite_rolled_back_fails_the_whole_batch_and_keeps_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(dir.path());
+        j.write_blocking(|tx| note(tx, "before")).unwrap();
+        let before = events(&j);
+        // The second job's statement makes SQLite roll the whole transaction
+        // back, as it does on SQLITE_FULL or SQLITE_IOERR; the job itself
+        // reports success. Jobs after it must not run outside the
+        // transaction and be committed while their callers hear an error.
+        let answers = one_batch(
+            &j,
+            vec![
+                Box::new(|tx| note(tx, "first")),
+                Box::new(|tx| {
+                    note(tx, "second")?;
+                    tx.conn.execute_batch("ROLLBACK").ctx("injected fault")
+                }),
+                Box::new(|tx| note(tx, "third")),
+                Box::new(|tx| note(tx, "fourth")),
+            ],
+        );
+        assert!(answers.iter().all(Result::is_err), "{answers:?}");
+        assert_eq!(events(&j), before, "nothing of the failed batch is kept");
+        // The writer goes on, on the committed chain.
+        j.write_blocking(|tx| note(tx, "after")).unwrap();
+        assert_eq!(events(&j), before + 1);
+        let key = crate::ids::NamespaceKey::from_hex(&"11".repeat(32)).unwrap();
+        let report =
+            crate::journal::verify::verify(&j.reader().unwrap(), &IdCodec::new(&key), |_, _| {});
+        assert!(report.is_ok(), "{report:?}");
+    }
+
+    #[test]
+    fn a_refused_job_whose_rollback_fails_fails_the_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = journal(dir.path());
+        let before = events(&j);
+        let answers = one_batch(
+            &j,
+            vec![
+                Box::new(|tx| note(tx, "kept?")),
+                Box::new(|tx| {
+                    note(tx, "refused")?;
+                    // The job is refused after SQLite already dropped the
+                    // transaction: ROLLBACK TO then fails.
+                    let _ = tx.conn.execute_batch("ROLLBACK");
+                    Err(JournalError::Corrupt("refused".into()))
+                }),
+                Box::new(|tx| note(tx, "after")),
+            ],
+        );
+        assert!(answers.iter().all(Result::is_err), "{answers:?}");
+        assert_eq!(events(&j), before);
+    }
 }
