@@ -491,19 +491,46 @@ pub fn open_read_only(path: &Path) -> Result<Connection, JournalError> {
             message: "no journal here yet (it is created by the first command that writes, e.g. linemark blocks import)".into(),
         });
     }
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|e| JournalError::Open {
+    let open = |immutable: bool| -> rusqlite::Result<(Connection, i64)> {
+        let conn = if immutable {
+            // On read-only media SQLite cannot create the WAL index (-shm);
+            // immutable=1 reads the file as it is, without locks or WAL.
+            let uri = format!("file:{}?immutable=1", uri_path(path));
+            Connection::open_with_flags(
+                uri,
+                OpenFlags::SQLITE_OPEN_READ_ONLY
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX
+                    | OpenFlags::SQLITE_OPEN_URI,
+            )?
+        } else {
+            Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )?
+        };
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let version = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        Ok((conn, version))
+    };
+    let open_error = |e: rusqlite::Error| JournalError::Open {
         path: path.to_path_buf(),
         message: e.to_string(),
-    })?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))
-        .ctx("setting the busy time-out")?;
-    let version: i64 = conn
-        .query_row("PRAGMA user_version", [], |r| r.get(0))
-        .ctx("reading the schema version")?;
+    };
+    let (conn, version) = match open(false) {
+        Ok(x) => x,
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) => {
+            let mut wal = path.as_os_str().to_owned();
+            wal.push("-wal");
+            if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
+                return Err(JournalError::Open {
+                    path: path.to_path_buf(),
+                    message: format!("{e}; the file system is read-only and {} holds changes not yet in the journal file, which cannot be read from here: copy both files to writable storage, or take a `linemark backup` (one self-contained file) for read-only media", std::path::Path::new(&wal).display()),
+                });
+            }
+            open(true).map_err(open_error)?
+        }
+        Err(e) => return Err(open_error(e)),
+    };
     if version > schema::CURRENT_VERSION {
         return Err(JournalError::Schema(format!(
             "the journal has schema version {version}, newer than this build ({})",
@@ -517,6 +544,21 @@ pub fn open_read_only(path: &Path) -> Result<Connection, JournalError> {
         });
     }
     Ok(conn)
+}
+
+/// A path as the path part of an SQLite `file:` URI (`?`, `#` and `%`
+/// percent-encoded).
+fn uri_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        match c {
+            '?' => out.push_str("%3f"),
+            '#' => out.push_str("%23"),
+            '%' => out.push_str("%25"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Brings the allocator past every ID that may have been issued, and

@@ -610,3 +610,51 @@ pub fn spawn_daemon(line: &Line, nofile: u64) -> std::process::Child {
     }
     cmd.spawn().expect("linemark run starts")
 }
+
+/// A private tmpfs of `size` (e.g. "16m") mounted on a temporary folder,
+/// unmounted on drop. `None` (after a loud SKIPPED line) where mounting is
+/// not allowed, e.g. a developer's laptop without root; CI runs as root.
+pub struct TmpMount {
+    pub dir: tempfile::TempDir,
+}
+
+impl TmpMount {
+    pub fn new(test: &str, size: &str) -> Option<TmpMount> {
+        let dir = tempfile::tempdir().expect("mount point");
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "none"])
+            .arg(dir.path())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("SKIPPED: {test}: cannot mount a tmpfs here (needs root, as CI has)");
+            return None;
+        }
+        Some(TmpMount { dir })
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Remounts read-only (`true`) or read-write.
+    pub fn set_read_only(&self, ro: bool) {
+        let opt = if ro { "remount,ro" } else { "remount,rw" };
+        let ok = std::process::Command::new("mount")
+            .args(["-o", opt])
+            .arg(self.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "mount -o {opt} failed");
+    }
+}
+
+impl Drop for TmpMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}

@@ -182,3 +182,58 @@ async fn a_silent_station_connection_is_closed_after_its_idle_timeout() {
     );
     d.shutdown().await;
 }
+
+#[test]
+fn evidence_is_read_from_a_read_only_file_system() {
+    let Some(media) =
+        crate::helper::TmpMount::new("evidence_is_read_from_a_read_only_file_system", "64m")
+    else {
+        return;
+    };
+    let line = Line::new();
+    let unit = {
+        let j = line.open();
+        j.import_grant_blocking(
+            grant("b1", 0, 100),
+            &line.config().grant_policy().unwrap(),
+            "t",
+        )
+        .unwrap();
+        let u = crate::helper::alloc(&j).unwrap();
+        crate::helper::alloc(&j).unwrap();
+        u
+    };
+    // The auditor's copy: the line's folder on write-protected media.
+    let ok = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", line.path().display()))
+        .arg(media.path())
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    media.set_read_only(true);
+    let config = media.path().join("config/linemark.toml");
+    let cli = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_linemark"))
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out_dir = tempfile::tempdir().unwrap();
+    let epcis = out_dir.path().join("events.jsonld");
+    for args in [
+        vec!["journal", "verify"],
+        vec!["unit", "show", &unit],
+        vec!["report", "shift", "--format", "csv"],
+        vec!["export", "epcis", "--out", epcis.to_str().unwrap()],
+        vec!["blocks", "list"],
+    ] {
+        let out = cli(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?} on read-only media: {err}");
+        assert!(!err.contains("unable to open"), "{args:?}: {err}");
+    }
+    assert!(String::from_utf8_lossy(&cli(&["unit", "show", &unit]).stdout).contains(&unit));
+}
