@@ -576,12 +576,11 @@ mod tests {
             .unwrap()
     }
 
+    type TestJob = Box<dyn FnOnce(&mut WriteTx<'_>) -> Result<(), JournalError> + Send>;
+
     /// Queues jobs behind one that holds the writer, so they run as one
     /// batch; answers come back in order.
-    fn one_batch(
-        j: &Journal,
-        jobs: Vec<Box<dyn FnOnce(&mut WriteTx<'_>) -> Result<(), JournalError> + Send>>,
-    ) -> Vec<Result<(), JournalError>> {
+    fn one_batch(j: &Journal, jobs: Vec<TestJob>) -> Vec<Result<(), JournalError>> {
         let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
         let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
         j.submit(
