@@ -6,12 +6,39 @@ use clap::Subcommand;
 
 use super::{load_config, progress_bar, CliError};
 use crate::ids::IdCodec;
-use crate::journal::{self, verify::VerifyError};
+use crate::journal::highwater::HighWater;
+use crate::journal::verify::{Anchor, VerifyError};
+use crate::journal::{self, JournalOptions};
 
 #[derive(Debug, Subcommand)]
 pub enum JournalCommand {
     /// Recompute the hash chain and check the invariants; names the first bad seq.
     Verify,
+}
+
+/// What is kept outside the journal file about it: the high-water file's
+/// seq and hash, and the seq and hash the central store acknowledged.
+fn anchors(cfg: &crate::config::Config) -> Result<Vec<Anchor>, VerifyError> {
+    let mut out = Vec::new();
+    let hw_path = JournalOptions::from_config(cfg).highwater_path();
+    match HighWater::read(&hw_path) {
+        Ok(Some(hw)) => out.push(Anchor {
+            source: format!("the high-water file {}", hw_path.display()),
+            seq: hw.seq,
+            hash: hw.hash,
+        }),
+        Ok(None) => {}
+        Err(e) => return Err(VerifyError::Journal(e.into())),
+    }
+    // A damaged sync state is reported by `linemark sync`; verify goes on.
+    if let Ok(s) = crate::sync::state::load(&cfg.data_dir) {
+        out.push(Anchor {
+            source: "the central store's acknowledgement (sync-state.json)".into(),
+            seq: s.acked_through,
+            hash: s.acked_hash,
+        });
+    }
+    Ok(out)
 }
 
 pub fn run(config: &Path, cmd: JournalCommand) -> Result<(), CliError> {
@@ -26,6 +53,10 @@ pub fn run(config: &Path, cmd: JournalCommand) -> Result<(), CliError> {
         pb.set_position(done);
     });
     pb.finish_and_clear();
+    let report = report.and_then(|r| {
+        journal::verify::check_anchors(&conn, &anchors(&cfg)?)?;
+        Ok(r)
+    });
     match report {
         Ok(r) => {
             println!(

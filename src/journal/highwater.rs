@@ -23,6 +23,10 @@ pub struct HighWater {
     pub version: u32,
     /// Last journal seq known committed when the file was written.
     pub seq: i64,
+    /// The hash of event `seq` (absent in files written before it was
+    /// kept): `journal verify` checks the journal still holds that event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
     /// block_id -> offset: offsets below it may have been handed out.
     pub blocks: BTreeMap<String, u64>,
 }

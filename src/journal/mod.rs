@@ -249,6 +249,10 @@ fn pragmas(conn: &Connection) -> Result<(), JournalError> {
         .ctx("setting synchronous=FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")
         .ctx("enabling foreign keys")?;
+    // A REPLACE then fires DELETE triggers too (defence in depth beside
+    // the INSERT trigger of schema version 4).
+    conn.pragma_update(None, "recursive_triggers", "ON")
+        .ctx("enabling recursive triggers")?;
     Ok(())
 }
 
@@ -643,6 +647,7 @@ fn recover(
         st.hw.raise(&c.block_id, c.used);
     }
     st.hw.seq = st.head.seq;
+    st.hw.hash = Some(st.head.hash.clone());
     st.hw.write(&ctx.hw_path)?;
     if rec.skipped > 0 {
         tracing::info!(

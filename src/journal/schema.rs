@@ -161,6 +161,32 @@ CREATE TABLE shipped (
 );
 CREATE INDEX shipped_shipment ON shipped(shipment, seq);
 "#,
+    // 4: an insert into events must extend the chain by one. This also
+    // refuses `REPLACE INTO events` over an existing seq, which deletes
+    // without firing the DELETE trigger unless recursive_triggers is on.
+    r#"
+CREATE TRIGGER events_extend_chain BEFORE INSERT ON events
+WHEN NEW.seq IS NULL OR NEW.seq <> (SELECT IFNULL(MAX(seq), 0) + 1 FROM events)
+BEGIN SELECT RAISE(ABORT, 'journal events are append-only: an insert must extend the chain (seq = last + 1)'); END;
+"#,
+];
+
+/// The triggers that make `events` append-only, by name, with the SQL
+/// SQLite keeps for each; `journal verify` refuses a journal where one is
+/// missing or altered.
+pub const GUARD_TRIGGERS: &[(&str, &str)] = &[
+    (
+        "events_no_update",
+        "CREATE TRIGGER events_no_update BEFORE UPDATE ON events\nBEGIN SELECT RAISE(ABORT, 'journal events are append-only: UPDATE refused'); END",
+    ),
+    (
+        "events_no_delete",
+        "CREATE TRIGGER events_no_delete BEFORE DELETE ON events\nBEGIN SELECT RAISE(ABORT, 'journal events are append-only: DELETE refused'); END",
+    ),
+    (
+        "events_extend_chain",
+        "CREATE TRIGGER events_extend_chain BEFORE INSERT ON events\nWHEN NEW.seq IS NULL OR NEW.seq <> (SELECT IFNULL(MAX(seq), 0) + 1 FROM events)\nBEGIN SELECT RAISE(ABORT, 'journal events are append-only: an insert must extend the chain (seq = last + 1)'); END",
+    ),
 ];
 
 /// The schema version this build writes.
@@ -196,4 +222,48 @@ pub fn migrate(conn: &mut Connection) -> Result<i64, SchemaError> {
         tx.commit().map_err(wrap)?;
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_guard_triggers_are_the_ones_the_migrations_create() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        for (name, sql) in GUARD_TRIGGERS {
+            let stored: String = conn
+                .query_row(
+                    "SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?1",
+                    [name],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(&stored, sql);
+        }
+    }
+
+    #[test]
+    fn an_insert_that_does_not_extend_the_chain_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn).unwrap();
+        let insert = |sql: &str| conn.execute(sql, []);
+        let row = "'e', 't', 'L', NULL, 'a', 'X', NULL, '{}', 'h'";
+        insert(&format!("INSERT INTO events (seq, event_id, ts, line_id, station, actor, type, unit, data, hash) VALUES (1, {row})")).unwrap();
+        insert(&format!("INSERT INTO events (seq, event_id, ts, line_id, station, actor, type, unit, data, hash) VALUES (2, {row})")).unwrap();
+        for bad in [
+            format!("REPLACE INTO events (seq, event_id, ts, line_id, station, actor, type, unit, data, hash) VALUES (2, {row})"),
+            format!("INSERT OR REPLACE INTO events (seq, event_id, ts, line_id, station, actor, type, unit, data, hash) VALUES (1, {row})"),
+            format!("INSERT INTO events (seq, event_id, ts, line_id, station, actor, type, unit, data, hash) VALUES (5, {row})"),
+            format!("INSERT INTO events (event_id, ts, line_id, station, actor, type, unit, data, hash) VALUES ({row})"),
+        ] {
+            let e = insert(&bad).unwrap_err();
+            assert!(e.to_string().contains("append-only"), "{bad}: {e}");
+        }
+        let n: i64 = conn
+            .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
+    }
 }

@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OptionalExtension};
 
 use super::event::{HashInput, GENESIS_HASH};
 use super::{JournalError, SqlContext};
@@ -124,6 +124,7 @@ pub fn verify(
             (Err(e), Ok(_)) | (Ok(_), Err(e)) => return Err(e),
         };
         let last = events as i64;
+        check_guards(conn, last)?;
         let table_units: i64 = conn
             .query_row("SELECT COUNT(*) FROM units", [], |r| r.get(0))
             .ctx("counting units")?;
@@ -149,6 +150,84 @@ pub fn verify(
             head_hash,
         })
     })
+}
+
+/// The append-only triggers must be there, exactly as the schema made them:
+/// without them, events can be rewritten in place.
+fn check_guards(conn: &Connection, last: i64) -> Result<(), VerifyError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .ctx("reading the schema version")?;
+    // events_extend_chain came with schema version 4.
+    let required = if version >= 4 { 3 } else { 2 };
+    let mut stmt = conn
+        .prepare("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = ?1 AND tbl_name = 'events'")
+        .ctx("reading the journal's triggers")?;
+    for (name, sql) in &super::schema::GUARD_TRIGGERS[..required] {
+        let stored: Option<String> = stmt
+            .query_row([name], |r| r.get(0))
+            .optional()
+            .ctx("reading the journal's triggers")?;
+        match stored {
+            None => return Err(fail(
+                last,
+                format!(
+                    "the append-only trigger {name} is missing: events could have been rewritten"
+                ),
+            )),
+            Some(s) if s != *sql => return Err(fail(
+                last,
+                format!(
+                    "the append-only trigger {name} was altered: events could have been rewritten"
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// A record of the journal kept outside the file: the seq (and hash) of an
+/// event the journal must still hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    /// What recorded it, for the message, e.g. "the high-water file".
+    pub source: String,
+    pub seq: i64,
+    pub hash: Option<String>,
+}
+
+/// Checks the journal against records kept outside it: a journal cut or
+/// rewritten behind one of them fails, naming the seq.
+pub fn check_anchors(conn: &Connection, anchors: &[Anchor]) -> Result<(), VerifyError> {
+    let last = super::query::last_seq(conn)?;
+    for a in anchors.iter().filter(|a| a.seq > 0) {
+        if a.seq > last {
+            return Err(fail(
+                a.seq,
+                format!(
+                    "the journal ends at seq {last}, but {} records seq {}: events were cut off (or this is a backup restored behind it)",
+                    a.source, a.seq
+                ),
+            ));
+        }
+        let Some(want) = &a.hash else { continue };
+        let have: String = conn
+            .query_row("SELECT hash FROM events WHERE seq = ?1", [a.seq], |r| {
+                r.get(0)
+            })
+            .ctx("reading an anchored event")?;
+        if &have != want {
+            return Err(fail(
+                a.seq,
+                format!(
+                    "event {} has hash {have}, but {} records {want}: the journal was rewritten from there on",
+                    a.seq, a.source
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Recomputes the chain; sends block and allocation facts to the checker.

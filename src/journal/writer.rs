@@ -456,6 +456,7 @@ fn run_batch(
             st.hw.raise(&b, m);
         }
         st.hw.seq = committed.seq;
+        st.hw.hash = Some(committed.hash.clone());
         outcome = st.hw.write(&ctx.hw_path).map_err(JournalError::from);
     }
     if outcome.is_ok() {
@@ -537,6 +538,7 @@ fn release_reservations(
         st.hw.blocks.insert(c.block_id.to_string(), c.used);
     }
     st.hw.seq = st.head.seq;
+    st.hw.hash = Some(st.head.hash.clone());
     st.hw.write(&ctx.hw_path)?;
     Ok(())
 }

@@ -241,3 +241,161 @@ fn a_second_process_cannot_open_the_same_data_dir_for_writing() {
         crate::helper::stderr(&out)
     );
 }
+
+/// Rewrites events from `from` on, as an attacker with the file would:
+/// triggers dropped, a value changed, every hash recomputed, triggers
+/// put back exactly as they were.
+fn rewrite_tail(db: &std::path::Path, from: i64, keep_until: i64) {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.execute_batch("DROP TRIGGER events_no_update; DROP TRIGGER events_no_delete; DROP TRIGGER events_extend_chain;")
+        .unwrap();
+    let mut prev: String = c
+        .query_row("SELECT hash FROM events WHERE seq = ?1", [from - 1], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    type Row = (
+        i64,
+        String,
+        String,
+        String,
+        Option<String>,
+        String,
+        String,
+        Option<String>,
+        String,
+    );
+    let rows: Vec<Row> = c
+        .prepare("SELECT seq, event_id, ts, line_id, station, actor, type, unit, data FROM events WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq")
+        .unwrap()
+        .query_map([from, keep_until], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    c.execute("DELETE FROM events WHERE seq >= ?1", [from])
+        .unwrap();
+    let mut scratch = String::new();
+    for (i, (seq, id, ts, line, station, actor, kind, unit, data)) in rows.into_iter().enumerate() {
+        let actor = if i == 0 { "forger".to_string() } else { actor };
+        let hash = journal::event::HashInput {
+            seq,
+            event_id: &id,
+            ts: &ts,
+            line_id: &line,
+            station: station.as_deref(),
+            actor: &actor,
+            kind: &kind,
+            unit: unit.as_deref(),
+            data: &data,
+        }
+        .hash_hex(prev.as_bytes(), &mut scratch);
+        let hash = String::from_utf8(hash.to_vec()).unwrap();
+        c.execute(
+            "INSERT INTO events (seq, event_id, ts, line_id, station, actor, type, unit, data, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            rusqlite::params![seq, id, ts, line, station, actor, kind, unit, data, hash],
+        )
+        .unwrap();
+        prev = hash;
+    }
+    for (_, sql) in journal::schema::GUARD_TRIGGERS {
+        c.execute_batch(sql).unwrap();
+    }
+}
+
+#[test]
+fn replace_into_events_is_refused_by_the_database_itself() {
+    let line = Line::new();
+    let j = line.open();
+    import(&j, &line, "b1", 0, 100);
+    alloc(&j).unwrap();
+    drop(j);
+    let before = crate::helper::journal_hashes(&line.db_path());
+    // An sqlite3 session: no recursive_triggers, so REPLACE's delete would
+    // not fire the DELETE trigger; the INSERT trigger refuses it.
+    let c = rusqlite::Connection::open(line.db_path()).unwrap();
+    for sql in [
+        "REPLACE INTO events SELECT seq, event_id, ts, line_id, station, 'forger', type, unit, data, hash, unit_idx FROM events WHERE seq = 1",
+        "INSERT INTO events SELECT seq + 10, event_id, ts, line_id, station, actor, type, unit, data, hash, unit_idx FROM events WHERE seq = 1",
+    ] {
+        let e = c.execute(sql, []).unwrap_err();
+        assert!(e.to_string().contains("append-only"), "{sql}: {e}");
+    }
+    drop(c);
+    assert_eq!(crate::helper::journal_hashes(&line.db_path()), before);
+    // Dropping a guard is itself evidence.
+    let c = rusqlite::Connection::open(line.db_path()).unwrap();
+    c.execute_batch("DROP TRIGGER events_extend_chain").unwrap();
+    drop(c);
+    let out = line.cli(&["journal", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        crate::helper::stderr(&out).contains("events_extend_chain is missing"),
+        "{}",
+        crate::helper::stderr(&out)
+    );
+}
+
+#[test]
+fn a_tail_cut_or_rewritten_behind_the_anchors_fails_verify_naming_the_seq() {
+    let line = Line::new();
+    let j = line.open();
+    import(&j, &line, "b1", 0, 100);
+    for _ in 0..9 {
+        alloc(&j).unwrap();
+    }
+    drop(j); // the clean stop writes the high-water file at the head (seq 10)
+             // The store acknowledged through seq 8.
+    let acked_hash: String = rusqlite::Connection::open(line.db_path())
+        .unwrap()
+        .query_row("SELECT hash FROM events WHERE seq = 8", [], |r| r.get(0))
+        .unwrap();
+    let state = linemark::sync::SyncState {
+        acked_through: 8,
+        acked_hash: Some(acked_hash),
+        ..Default::default()
+    };
+    linemark::sync::state::save(&line.data_dir(), &state).unwrap();
+    let ok = line.cli(&["journal", "verify"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", crate::helper::stderr(&ok));
+
+    // Rewritten from seq 6 with recomputed hashes: the chain is whole, the
+    // anchors are not.
+    rewrite_tail(&line.db_path(), 6, 10);
+    let conn = journal::open_read_only(&line.db_path()).unwrap();
+    assert!(
+        journal::verify::verify(&conn, &codec(), |_, _| {}).is_ok(),
+        "the chain alone is fooled"
+    );
+    drop(conn);
+    let out = line.cli(&["journal", "verify"]);
+    let err = crate::helper::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("FAILED at seq 10") && err.contains("high-water"),
+        "{err}"
+    );
+
+    // Cut back to seq 7: behind both the high-water file and the store.
+    rewrite_tail(&line.db_path(), 6, 7);
+    let out = line.cli(&["journal", "verify"]);
+    let err = crate::helper::stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("FAILED at seq"), "{err}");
+    let conn = journal::open_read_only(&line.db_path()).unwrap();
+    let anchor = journal::verify::Anchor {
+        source: "the high-water file".into(),
+        seq: 10,
+        hash: None,
+    };
+    match journal::verify::check_anchors(&conn, &[anchor]) {
+        Err(VerifyError::Failed { seq: 10, problem }) => {
+            assert!(
+                problem.contains("ends at seq 7") && problem.contains("cut off"),
+                "{problem}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+}
