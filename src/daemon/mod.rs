@@ -36,7 +36,12 @@ pub enum DaemonError {
     Journal(#[from] JournalError),
     #[error("the journal could not be opened: {0}")]
     Start(String),
+    #[error("the journal's state disagrees with its events, so linemark will not serve it: {0}. Run `linemark journal verify` for the full check, keep this file as evidence, and restore the last good backup (`linemark restore BACKUP`) or ask for help before going on")]
+    Inconsistent(String),
 }
+
+/// Events whose units the start-up consistency check rebuilds.
+const STARTUP_CHECK_EVENTS: i64 = 20_000;
 
 /// How the daemon talks to its service manager.
 pub struct Supervision {
@@ -83,6 +88,22 @@ impl Daemon {
         let journal = tokio::task::spawn_blocking(move || Journal::open(opts))
             .await
             .map_err(|e| DaemonError::Start(e.to_string()))??;
+        // State edited behind the events' back (a forged `passed`) must not
+        // be served: check the units of the most recent events.
+        let (reader, codec) = (
+            journal.reader()?,
+            crate::ids::IdCodec::new(&config.ids.namespace_key),
+        );
+        let checked = tokio::task::spawn_blocking(move || {
+            crate::journal::derive::check_recent(&reader, &codec, STARTUP_CHECK_EVENTS)
+        })
+        .await
+        .map_err(|e| DaemonError::Start(e.to_string()))?;
+        match checked {
+            Ok(units) => tracing::debug!(units, "recent state agrees with the events"),
+            Err(crate::journal::derive::DeriveError::Journal(e)) => return Err(e.into()),
+            Err(e) => return Err(DaemonError::Inconsistent(e.to_string())),
+        }
         let recovery = journal.recovery().clone();
         if recovery.restore_detected {
             tracing::warn!(

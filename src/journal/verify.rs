@@ -125,24 +125,13 @@ pub fn verify(
         };
         let last = events as i64;
         check_guards(conn, last)?;
-        let table_units: i64 = conn
-            .query_row("SELECT COUNT(*) FROM units", [], |r| r.get(0))
-            .ctx("counting units")?;
-        if table_units as u64 != units {
-            return Err(fail(
-                last,
-                format!("the units table has {table_units} rows but the chain allocated {units}"),
-            ));
-        }
-        let held: i64 = conn
-            .query_row("SELECT COUNT(*) FROM blocks", [], |r| r.get(0))
-            .ctx("counting blocks")?;
-        if held as u64 != blocks {
-            return Err(fail(
-                last,
-                format!("the blocks table has {held} rows but the chain imported {blocks}"),
-            ));
-        }
+        super::derive::check_all(conn, codec).map_err(|e| match e {
+            super::derive::DeriveError::Differs(d) => {
+                fail(if d.seq > 0 { d.seq } else { last }, d.to_string())
+            }
+            super::derive::DeriveError::BadEvent { seq, problem } => fail(seq, problem),
+            super::derive::DeriveError::Journal(e) => VerifyError::Journal(e),
+        })?;
         Ok(VerifyReport {
             events,
             units,
@@ -169,18 +158,22 @@ fn check_guards(conn: &Connection, last: i64) -> Result<(), VerifyError> {
             .optional()
             .ctx("reading the journal's triggers")?;
         match stored {
-            None => return Err(fail(
-                last,
-                format!(
+            None => {
+                return Err(fail(
+                    last,
+                    format!(
                     "the append-only trigger {name} is missing: events could have been rewritten"
                 ),
-            )),
-            Some(s) if s != *sql => return Err(fail(
-                last,
-                format!(
+                ))
+            }
+            Some(s) if s != *sql => {
+                return Err(fail(
+                    last,
+                    format!(
                     "the append-only trigger {name} was altered: events could have been rewritten"
                 ),
-            )),
+                ))
+            }
             Some(_) => {}
         }
     }

@@ -264,12 +264,13 @@ fn rewrite_tail(db: &std::path::Path, from: i64, keep_until: i64) {
         String,
         Option<String>,
         String,
+        Option<i64>,
     );
     let rows: Vec<Row> = c
-        .prepare("SELECT seq, event_id, ts, line_id, station, actor, type, unit, data FROM events WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq")
+        .prepare("SELECT seq, event_id, ts, line_id, station, actor, type, unit, data, unit_idx FROM events WHERE seq >= ?1 AND seq <= ?2 ORDER BY seq")
         .unwrap()
         .query_map([from, keep_until], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?))
         })
         .unwrap()
         .collect::<Result<_, _>>()
@@ -277,7 +278,9 @@ fn rewrite_tail(db: &std::path::Path, from: i64, keep_until: i64) {
     c.execute("DELETE FROM events WHERE seq >= ?1", [from])
         .unwrap();
     let mut scratch = String::new();
-    for (i, (seq, id, ts, line, station, actor, kind, unit, data)) in rows.into_iter().enumerate() {
+    for (i, (seq, id, ts, line, station, actor, kind, unit, data, unit_idx)) in
+        rows.into_iter().enumerate()
+    {
         let actor = if i == 0 { "forger".to_string() } else { actor };
         let hash = journal::event::HashInput {
             seq,
@@ -293,8 +296,8 @@ fn rewrite_tail(db: &std::path::Path, from: i64, keep_until: i64) {
         .hash_hex(prev.as_bytes(), &mut scratch);
         let hash = String::from_utf8(hash.to_vec()).unwrap();
         c.execute(
-            "INSERT INTO events (seq, event_id, ts, line_id, station, actor, type, unit, data, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-            rusqlite::params![seq, id, ts, line, station, actor, kind, unit, data, hash],
+            "INSERT INTO events (seq, event_id, ts, line_id, station, actor, type, unit, data, hash, unit_idx) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            rusqlite::params![seq, id, ts, line, station, actor, kind, unit, data, hash, unit_idx],
         )
         .unwrap();
         prev = hash;
@@ -398,4 +401,134 @@ fn a_tail_cut_or_rewritten_behind_the_anchors_fails_verify_naming_the_seq() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// A line where unit A was only allocated and unit B passed, was bound a
+/// serial and shipped to a buyer.
+async fn two_units(line: &Line) -> (String, String) {
+    let d = linemark::daemon::Daemon::start(line.config())
+        .await
+        .unwrap();
+    let mut c = linemark::client::StationClient::new(
+        tokio::net::TcpStream::connect(d.tcp_addr("t").unwrap())
+            .await
+            .unwrap(),
+        "t",
+    );
+    let a = c
+        .request("ALLOC", &[("product", "PACK-48V")])
+        .await
+        .unwrap()
+        .get("unit")
+        .unwrap()
+        .to_string();
+    let b = crate::helper::ready_unit(&mut c).await;
+    for (verb, args) in [
+        ("BIND", vec![("unit", b.as_str()), ("serial", "S-1")]),
+        ("FINAL", vec![("unit", b.as_str()), ("status", "PASS")]),
+        (
+            "SHIP",
+            vec![("unit", b.as_str()), ("shipment", "SH-1"), ("to", "ACME")],
+        ),
+    ] {
+        let r = c.request(verb, &args).await.unwrap();
+        assert!(r.is_ok(), "{verb}: {r:?}");
+    }
+    d.shutdown().await;
+    (a, b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edited_state_tables_fail_verify_by_row_and_column_and_the_daemon_refuses_them() {
+    let extra = crate::helper::station_toml(
+        "t",
+        "tcp://127.0.0.1:0",
+        &["ALLOC", "BIND", "RESULT", "FINAL", "SHIP"],
+        None,
+        "optional",
+    );
+    let line = Line::with_config(&extra);
+    import(&line.open(), &line, "b1", 0, 100);
+    let (a, _b) = two_units(&line).await;
+    let ok = line.cli(&["journal", "verify"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", crate::helper::stderr(&ok));
+    // Each forgery with what verify must name, then undone.
+    let forgeries = [
+        (
+            format!("UPDATE units SET state = 'passed' WHERE unit = '{a}'"),
+            format!("UPDATE units SET state = 'allocated' WHERE unit = '{a}'"),
+            vec!["table units", "column state", "\"passed\"", "\"allocated\""],
+        ),
+        (
+            "UPDATE bindings SET value = 'FORGED' WHERE field = 'serial'".to_string(),
+            "UPDATE bindings SET value = 'S-1' WHERE field = 'serial'".to_string(),
+            vec![
+                "table bindings",
+                "field=\"serial\"",
+                "column value",
+                "\"FORGED\"",
+                "\"S-1\"",
+            ],
+        ),
+        (
+            "UPDATE shipped SET buyer = 'Evil Corp'".to_string(),
+            "UPDATE shipped SET buyer = 'ACME'".to_string(),
+            vec!["table shipped", "column buyer", "\"Evil Corp\"", "\"ACME\""],
+        ),
+        (
+            "UPDATE blocks SET used = 0, reserved = 0".to_string(),
+            "UPDATE blocks SET used = 100, reserved = 100".to_string(),
+            vec!["table blocks", "column used"],
+        ),
+        // (At open, the high-water file puts the allocator back past every
+        // ID it may have issued, so the daemon serves this one repaired.)
+        (
+            "CREATE TABLE notes (x TEXT)".to_string(),
+            "DROP TABLE notes".to_string(),
+            vec!["\"notes\"", "no such table"],
+        ),
+    ];
+    for (forge, undo, named) in forgeries {
+        let repaired_at_open = forge.starts_with("UPDATE blocks");
+        let c = rusqlite::Connection::open(line.db_path()).unwrap();
+        c.execute_batch(&forge).unwrap();
+        drop(c);
+        let out = line.cli(&["journal", "verify"]);
+        let err = crate::helper::stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{forge}: {err}");
+        for n in &named {
+            assert!(err.contains(n), "{forge}: {n:?} not in {err}");
+        }
+        // The daemon will not serve it.
+        if repaired_at_open {
+            let d = linemark::daemon::Daemon::start(line.config())
+                .await
+                .unwrap();
+            d.shutdown().await;
+            let out = line.cli(&["journal", "verify"]);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                crate::helper::stderr(&out)
+            );
+            continue;
+        }
+        match linemark::daemon::Daemon::start(line.config()).await {
+            Err(e @ linemark::daemon::DaemonError::Inconsistent(_)) => {
+                assert!(e.to_string().contains("linemark journal verify"), "{e}")
+            }
+            Err(e) => panic!("{forge}: refused for another reason: {e}"),
+            Ok(d) => {
+                d.shutdown().await;
+                panic!(
+                    "{forge}: the daemon served a journal whose state disagrees with its events"
+                );
+            }
+        }
+        let c = rusqlite::Connection::open(line.db_path()).unwrap();
+        c.execute_batch(&undo).unwrap();
+    }
+    let ok = line.cli(&["journal", "verify"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", crate::helper::stderr(&ok));
 }
