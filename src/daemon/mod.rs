@@ -384,10 +384,13 @@ async fn supervise(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(every) => {}
         }
-        let probe = status.journal.write(|_tx| Ok::<(), JournalError>(()));
+        // A real write and fsync: a full or read-only disk stops the pings
+        // even while no station writes.
+        let probe = status.journal.probe_storage();
         let writer_ok = matches!(tokio::time::timeout(every, probe).await, Ok(Ok(())));
+        let storage_ok = status.journal.shared().storage_fault().is_none();
         let stations_ok = alive.load(std::sync::atomic::Ordering::Acquire) == stations;
-        if writer_ok && stations_ok {
+        if writer_ok && storage_ok && stations_ok {
             unhealthy_logged = false;
             if watchdog.is_some() {
                 notifier.send(&format!("WATCHDOG=1\n{}", status.line()));
@@ -398,6 +401,7 @@ async fn supervise(
             unhealthy_logged = true;
             tracing::error!(
                 writer_ok,
+                storage_ok,
                 stations_ok,
                 "linemark is unhealthy: the watchdog is not pinged, so systemd will restart it"
             );

@@ -7,6 +7,7 @@
 //! Must not: decide business rules; callers pass closures that use the
 //! typed methods of [`WriteTx`].
 
+mod checkpoint;
 pub mod derive;
 pub mod event;
 pub mod highwater;
@@ -88,6 +89,38 @@ pub struct Shared {
     pub jobs: AtomicU64,
     /// How long each COMMIT (the WAL write and its fsync) took.
     pub commit_latency: Histogram,
+    /// Failed durable writes (commits, the high-water file, storage probes).
+    pub storage_errors: AtomicU64,
+    /// Why the last durable write failed, while it is the latest news:
+    /// cleared by the next committed event or passing storage probe.
+    pub storage_fault: std::sync::Mutex<Option<String>>,
+}
+
+impl Shared {
+    /// Records a failed durable write.
+    pub fn storage_failed(&self, why: &str) {
+        self.storage_errors.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut f) = self.storage_fault.lock() {
+            if f.is_none() {
+                tracing::error!(reason = why, "storage is failing: stations are answered E_STORAGE, /healthz is 503 and the watchdog is not pinged until a write succeeds again");
+            }
+            *f = Some(why.to_string());
+        }
+    }
+
+    /// Records a durable write that succeeded.
+    pub fn storage_ok(&self) {
+        if let Ok(mut f) = self.storage_fault.lock() {
+            if f.take().is_some() {
+                tracing::info!("storage works again");
+            }
+        }
+    }
+
+    /// Why storage is failing, if it is.
+    pub fn storage_fault(&self) -> Option<String> {
+        self.storage_fault.lock().ok().and_then(|f| f.clone())
+    }
 }
 
 /// Upper bounds (seconds) of the commit latency histogram's buckets.
@@ -202,37 +235,6 @@ impl Drop for Inner {
     }
 }
 
-/// How often the background checkpointer copies the WAL into the database.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Checkpoints on its own connection so the writer never pays for copying
-/// the WAL (and the database fsync) inside a commit. PASSIVE never blocks
-/// the writer or readers.
-fn spawn_checkpointer(path: &Path) -> Result<(Sender<()>, JoinHandle<()>), JournalError> {
-    let conn = Connection::open(path).map_err(|e| JournalError::Open {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    pragmas(&conn)?;
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    let t = std::thread::Builder::new()
-        .name("journal-checkpoint".into())
-        .spawn(move || {
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                stopped.recv_timeout(CHECKPOINT_EVERY)
-            {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
-                }
-            }
-        })
-        .map_err(|e| JournalError::Open {
-            path: path.to_path_buf(),
-            message: format!("cannot start the checkpoint thread: {e}"),
-        })?;
-    Ok((stop, t))
-}
-
 /// The open journal: a handle to the writer thread. Cheap to clone; the
 /// writer stops when the last clone is dropped.
 #[derive(Clone)]
@@ -241,7 +243,7 @@ pub struct Journal {
     recovery: Recovery,
 }
 
-fn pragmas(conn: &Connection) -> Result<(), JournalError> {
+pub(crate) fn pragmas(conn: &Connection) -> Result<(), JournalError> {
     conn.busy_timeout(std::time::Duration::from_secs(10))
         .ctx("setting the busy time-out")?;
     conn.pragma_update(None, "journal_mode", "WAL")
@@ -349,6 +351,11 @@ impl Journal {
             reserve_ahead: opts.reserve_ahead,
             low_water: opts.low_water,
             hw_path,
+            wal_path: {
+                let mut w = opts.db_path.as_os_str().to_owned();
+                w.push("-wal");
+                PathBuf::from(w)
+            },
         };
         let mut st = WriterState {
             head: load_head(&conn)?,
@@ -365,7 +372,9 @@ impl Journal {
         // The checkpointer does this work off the commit path.
         conn.pragma_update(None, "wal_autocheckpoint", 0)
             .ctx("moving checkpoints off the commit path")?;
-        let checkpointer = spawn_checkpointer(&opts.db_path)?;
+        conn.pragma_update(None, "journal_size_limit", checkpoint::WAL_LIMIT as i64)
+            .ctx("limiting the WAL file's size")?;
+        let checkpointer = checkpoint::spawn(&opts.db_path, shared.clone())?;
         let (tx, rx) = std::sync::mpsc::channel::<Job>();
         let sh = shared.clone();
         let thread = std::thread::Builder::new()
@@ -485,6 +494,28 @@ impl Journal {
     pub fn reader(&self) -> Result<Connection, JournalError> {
         open_read_only(&self.inner.db_path)
     }
+
+    /// Proves the data dir takes a durable write now: on the writer's
+    /// thread (so it also proves the writer answers), writes and fsyncs a
+    /// small probe file beside the journal. The outcome is recorded in
+    /// [`Shared::storage_fault`].
+    pub async fn probe_storage(&self) -> Result<(), JournalError> {
+        let path = self.inner.db_path.with_file_name(".linemark-probe");
+        let r = self
+            .write(move |_tx| {
+                write_probe(&path).map_err(|e| JournalError::Sql {
+                    what: "writing the storage probe",
+                    message: e.to_string(),
+                })
+            })
+            .await;
+        match &r {
+            Ok(()) => self.inner.shared.storage_ok(),
+            Err(JournalError::WriterGone) => {}
+            Err(e) => self.inner.shared.storage_failed(&e.to_string()),
+        }
+        r
+    }
 }
 
 /// Opens a journal file read-only, e.g. for `verify`, `unit show` or a
@@ -549,6 +580,13 @@ pub fn open_read_only(path: &Path) -> Result<Connection, JournalError> {
         });
     }
     Ok(conn)
+}
+
+/// Writes 4 KiB and fsyncs them: the size of a small commit.
+fn write_probe(path: &Path) -> std::io::Result<()> {
+    let mut f = File::create(path)?;
+    f.write_all(&[0u8; 4096])?;
+    f.sync_all()
 }
 
 /// A path as the path part of an SQLite `file:` URI (`?`, `#` and `%`

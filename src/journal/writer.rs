@@ -39,6 +39,8 @@ pub(crate) struct WriterCtx {
     pub reserve_ahead: u64,
     pub low_water: u64,
     pub hw_path: std::path::PathBuf,
+    /// The WAL file, watched so it stays bounded.
+    pub wal_path: std::path::PathBuf,
 }
 
 /// State that jobs change and a rollback must restore.
@@ -437,6 +439,7 @@ fn run_batch(
     }
     if let Some(e) = broken {
         tracing::error!(error = %e, jobs = replies.len(), "journal transaction failed; every job in it is answered with the error and nothing of it is kept");
+        shared.storage_failed(&e.to_string());
         if !conn.is_autocommit() {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -464,10 +467,14 @@ fn run_batch(
         outcome = conn.execute_batch("COMMIT").ctx("committing");
         shared.commit_latency.observe(t.elapsed());
     }
-    if outcome.is_err() {
+    if let Err(e) = &outcome {
         let _ = conn.execute_batch("ROLLBACK");
+        shared.storage_failed(&e.to_string());
         st.head = committed;
     } else {
+        if st.head.seq > committed.seq {
+            shared.storage_ok();
+        }
         shared.last_seq.store(st.head.seq, Ordering::Release);
         shared.commits.fetch_add(1, Ordering::Relaxed);
         let left = alloc::left(&st.head.cursors);
@@ -517,9 +524,38 @@ pub(crate) fn run(
             }
         }
         run_batch(&conn, &mut st, &ctx, &shared, batch);
+        bound_wal(&conn, &ctx);
     }
     if let Err(e) = release_reservations(&conn, &mut st, &ctx) {
         tracing::warn!(error = %e, "could not release the ID reservation at shutdown; the reserved IDs will be skipped");
+    }
+}
+
+/// Under continuous load a checkpoint from another connection starves (the
+/// writer always holds or wants the lock), and the WAL grows without end.
+/// Here, between batches and after their answers went out, the writer
+/// copies the WAL into the database and truncates it once it passes
+/// [`super::checkpoint::WAL_LIMIT`]: one pause of a few tens of
+/// milliseconds per that many bytes written.
+fn bound_wal(conn: &Connection, ctx: &WriterCtx) {
+    let size = std::fs::metadata(&ctx.wal_path).map_or(0, |m| m.len());
+    if size <= super::checkpoint::WAL_LIMIT {
+        return;
+    }
+    let t = std::time::Instant::now();
+    match conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    }) {
+        Ok(0) => tracing::debug!(
+            wal_bytes = size,
+            ms = t.elapsed().as_millis() as u64,
+            "WAL checkpointed and truncated"
+        ),
+        Ok(_) => tracing::debug!(
+            wal_bytes = size,
+            "WAL checkpoint could not finish (a reader is busy); next batch retries"
+        ),
+        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; next batch retries"),
     }
 }
 

@@ -161,6 +161,15 @@ impl Line {
                     ("printer", state),
                     ("queued", queued.to_string()),
                     ("sync", self.sync.word().to_string()),
+                    (
+                        "storage",
+                        if self.journal.shared().storage_fault().is_some() {
+                            "error"
+                        } else {
+                            "ok"
+                        }
+                        .to_string(),
+                    ),
                 ])
             }
             _ => self.mutate(station, req).await,

@@ -33,6 +33,10 @@ pub struct Snapshot {
     pub sync_configured: bool,
     pub sync_lag: i64,
     pub sync_halted: bool,
+    /// Failed durable writes since start.
+    pub storage_errors: u64,
+    /// Whether the last durable write succeeded.
+    pub storage_ok: bool,
     /// (action, outcome, count)
     pub web_actions: Vec<(String, String, u64)>,
 }
@@ -175,6 +179,20 @@ pub fn render(s: &Snapshot) -> String {
         "IDs left in held blocks.",
     );
     let _ = writeln!(o, "linemark_ids_left {}", s.ids_left);
+    head(
+        &mut o,
+        "linemark_storage_errors_total",
+        "counter",
+        "Failed durable writes (commits, the high-water file, storage probes).",
+    );
+    let _ = writeln!(o, "linemark_storage_errors_total {}", s.storage_errors);
+    head(
+        &mut o,
+        "linemark_storage_ok",
+        "gauge",
+        "1 while the last durable write succeeded.",
+    );
+    let _ = writeln!(o, "linemark_storage_ok {}", u8::from(s.storage_ok));
     if s.sync_configured {
         head(
             &mut o,

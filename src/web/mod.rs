@@ -214,7 +214,14 @@ async fn status_json(State(state): State<WebState>) -> Response {
 async fn healthz(State(state): State<WebState>) -> Response {
     let probe = state.journal.write(|_tx| Ok::<(), JournalError>(()));
     match tokio::time::timeout(Duration::from_secs(2), probe).await {
-        Ok(Ok(())) => (StatusCode::OK, "ok\n").into_response(),
+        Ok(Ok(())) => match state.journal.shared().storage_fault() {
+            None => (StatusCode::OK, "ok\n").into_response(),
+            Some(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the last durable write failed: {why}\n"),
+            )
+                .into_response(),
+        },
         Ok(Err(e)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             format!("journal not writable: {e}\n"),
@@ -262,6 +269,8 @@ async fn metrics_text(State(state): State<WebState>) -> Response {
         sync_configured: state.config.upstream.is_some(),
         sync_lag: status.sync_lag,
         sync_halted: status.sync == "halted",
+        storage_errors: shared.storage_errors.load(Ordering::Relaxed),
+        storage_ok: shared.storage_fault().is_none(),
         web_actions: state
             .actions
             .lock()

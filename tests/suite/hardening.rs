@@ -237,3 +237,226 @@ fn evidence_is_read_from_a_read_only_file_system() {
     }
     assert!(String::from_utf8_lossy(&cli(&["unit", "show", &unit]).stdout).contains(&unit));
 }
+
+/// Bytes in the files directly inside `dir`.
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// `clients` station connections allocating (retrying on errors) until
+/// `stop`; every unit acknowledged OK is collected.
+fn allocate_until(
+    addr: std::net::SocketAddr,
+    clients: usize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    storage_errors: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> Vec<tokio::task::JoinHandle<Vec<String>>> {
+    use std::sync::atomic::Ordering;
+    (0..clients)
+        .map(|i| {
+            let (stop, errors) = (stop.clone(), storage_errors.clone());
+            tokio::spawn(async move {
+                let mut c = StationClient::new(
+                    tokio::net::TcpStream::connect(addr).await.unwrap(),
+                    &format!("c{i}"),
+                );
+                let mut acked = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    match c.request("ALLOC", &[("product", "PACK-48V")]).await {
+                        Ok(r) if r.is_ok() => acked.push(r.get("unit").unwrap().to_string()),
+                        Ok(linemark::protocol::Response::Err {
+                            code: linemark::protocol::ErrorCode::Storage,
+                            ..
+                        }) => {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                        other => panic!("unexpected answer: {other:?}"),
+                    }
+                }
+                acked
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wal_stays_bounded_under_continuous_load() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let line = tcp_line(0);
+    line.open()
+        .import_grant_blocking(
+            grant("b1", 0, 10_000_000),
+            &line.config().grant_policy().unwrap(),
+            "t",
+        )
+        .unwrap();
+    let d = linemark::daemon::Daemon::start(line.config())
+        .await
+        .unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let errors = std::sync::Arc::new(AtomicU64::new(0));
+    let load = allocate_until(d.tcp_addr("t").unwrap(), 4, stop.clone(), errors.clone());
+    let mut biggest_wal = 0u64;
+    let wal = line.data_dir().join("journal.db-wal");
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        biggest_wal = biggest_wal.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+    }
+    let data_dir = dir_size(&line.data_dir());
+    stop.store(true, Ordering::Relaxed);
+    let mut units = 0;
+    for l in load {
+        units += l.await.unwrap().len();
+    }
+    let backup = line.path().join("backup.db");
+    let out = line.cli(&["backup", backup.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", crate::helper::stderr(&out));
+    let backup_size = std::fs::metadata(&backup).unwrap().len();
+    d.shutdown().await;
+    eprintln!(
+        "{units} units in 15 s: data dir {} KiB, backup {} KiB, biggest WAL {} KiB",
+        data_dir >> 10,
+        backup_size >> 10,
+        biggest_wal >> 10
+    );
+    assert!(units > 1000, "the load ran ({units} units)");
+    assert_eq!(errors.load(Ordering::Relaxed), 0);
+    // The WAL is truncated past 8 MiB; allow what one 250 ms tick adds.
+    assert!(biggest_wal < 16 << 20, "WAL reached {biggest_wal} bytes");
+    // The journal, at most the WAL limit's worth of WAL, and the 16 MiB
+    // disk reserve.
+    assert!(
+        data_dir <= 3 * backup_size + (16 << 20),
+        "data dir {data_dir} bytes for a {backup_size}-byte backup"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_answers_e_storage_and_serves_again_once_space_is_freed() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let Some(disk) = crate::helper::TmpMount::new(
+        "a_full_disk_answers_e_storage_and_serves_again_once_space_is_freed",
+        "64m",
+    ) else {
+        return;
+    };
+    let mut extra = station_toml(
+        "t",
+        "tcp://127.0.0.1:0",
+        &["ALLOC", "STATUS"],
+        None,
+        "optional",
+    );
+    extra += "";
+    let line = Line::with_config(&extra);
+    let text = std::fs::read_to_string(line.config_path())
+        .unwrap()
+        .replace(
+            "data_dir = \"../var\"",
+            &format!("data_dir = \"{}\"", disk.path().display()),
+        );
+    line.write_config(&text);
+    line.open()
+        .import_grant_blocking(
+            grant("b1", 0, 10_000_000),
+            &line.config().grant_policy().unwrap(),
+            "t",
+        )
+        .unwrap();
+    let d = linemark::daemon::Daemon::start(line.config())
+        .await
+        .unwrap();
+    let addr = d.tcp_addr("t").unwrap();
+    let web = d.web_addr().unwrap();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let errors = std::sync::Arc::new(AtomicU64::new(0));
+    let load = allocate_until(addr, 2, stop.clone(), errors.clone());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Fill the disk.
+    let filler = disk.path().join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![7u8; 1 << 20];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+    }
+    // Stations hear E_STORAGE (the reserve buys a little time first).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while errors.load(Ordering::Relaxed) == 0 {
+        assert!(Instant::now() < deadline, "no E_STORAGE on a full disk");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let get = |path: &'static str| async move {
+        let mut s = tokio::net::TcpStream::connect(web).await.unwrap();
+        s.write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let mut a = String::new();
+        s.read_to_string(&mut a).await.unwrap();
+        a
+    };
+    let health = get("/healthz").await;
+    assert!(health.starts_with("HTTP/1.1 503"), "{health}");
+    assert!(
+        health.contains("disk is full") || health.contains("No space"),
+        "{health}"
+    );
+    let metrics = get("/metrics").await;
+    assert!(metrics.contains("linemark_storage_ok 0"), "{metrics}");
+    let mut probe =
+        StationClient::new(tokio::net::TcpStream::connect(addr).await.unwrap(), "probe");
+    let status = probe.request("STATUS", &[]).await.unwrap();
+    assert_eq!(status.get("storage"), Some("error"), "{status:?}");
+
+    // Space comes back: the line serves again by itself, under the same load.
+    std::fs::remove_file(&filler).unwrap();
+    let errors_then = errors.load(Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let h = get("/healthz").await;
+        if h.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still unhealthy after space was freed: {h}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let status = probe.request("STATUS", &[]).await.unwrap();
+    assert_eq!(status.get("storage"), Some("ok"), "{status:?}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut acked = Vec::new();
+    for l in load {
+        acked.extend(l.await.unwrap());
+    }
+    d.shutdown().await;
+    eprintln!(
+        "{} units acknowledged, {} E_STORAGE answers ({errors_then} before space was freed)",
+        acked.len(),
+        errors.load(Ordering::Relaxed)
+    );
+    // Every acknowledged unit is in the journal, and the journal verifies.
+    let stored: std::collections::HashSet<String> =
+        crate::helper::units_in(&disk.path().join("journal.db"))
+            .into_iter()
+            .collect();
+    assert!(
+        acked.iter().all(|u| stored.contains(u)),
+        "an acknowledged unit is missing"
+    );
+    let out = line.cli(&["journal", "verify"]);
+    assert!(out.status.success(), "{}", crate::helper::stderr(&out));
+}
