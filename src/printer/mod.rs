@@ -7,6 +7,7 @@
 //! after the printer took the bytes. Must not: decide when a label may be
 //! printed (only a committed FINAL PASS or REPRINT queues one).
 
+pub mod cups;
 pub mod zebra;
 
 use std::collections::BTreeMap;
@@ -74,7 +75,7 @@ pub enum Driver {
     Dir(PathBuf),
     ZplTcp(String),
     ZplSerial { path: String, baud: u32 },
-    Cups(String),
+    Cups(cups::Queue),
 }
 
 impl Driver {
@@ -114,7 +115,7 @@ impl Driver {
             });
         }
         if let Some(q) = url.strip_prefix("cups://") {
-            return Ok(Driver::Cups(q.trim_end_matches('/').to_string()));
+            return Ok(Driver::Cups(cups::Queue::new(q.trim_end_matches('/'))));
         }
         Err(format!("{url:?}: unknown printer URL scheme"))
     }
@@ -161,12 +162,9 @@ impl Driver {
                 zpl_job(s, out.get("zpl").map(Vec::as_slice).unwrap_or_default()).await
             }
             Driver::Cups(queue) => {
-                cups(
-                    queue,
-                    job,
-                    out.get("pdf").map(Vec::as_slice).unwrap_or_default(),
-                )
-                .await
+                queue
+                    .print(job, out.get("pdf").map(Vec::as_slice).unwrap_or_default())
+                    .await
             }
         }
     }
@@ -241,47 +239,6 @@ fn write_files(
         std::io::Write::write_all(&mut f, bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, &name)?;
-    }
-    Ok(())
-}
-
-async fn cups(queue: &str, job: &LabelJob, pdf: &[u8]) -> Result<(), Fault> {
-    let mut child = tokio::process::Command::new("lp")
-        .args([
-            "-d",
-            queue,
-            "-t",
-            &format!("linemark-{}-{}", job.unit, job.job),
-            "-",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            Fault::new(
-                State::Offline,
-                format!("cannot run lp (install cups-client): {e}"),
-            )
-        })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(pdf)
-            .await
-            .map_err(|e| Fault::new(State::Error, format!("lp did not take the PDF: {e}")))?;
-    }
-    let out = child
-        .wait_with_output()
-        .await
-        .map_err(|e| Fault::new(State::Error, format!("lp failed: {e}")))?;
-    if !out.status.success() {
-        return Err(Fault::new(
-            State::Error,
-            format!(
-                "lp -d {queue}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ),
-        ));
     }
     Ok(())
 }

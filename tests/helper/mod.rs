@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod cups;
 pub mod store;
 
 use std::path::{Path, PathBuf};

@@ -392,69 +392,107 @@ async fn zpl_over_a_serial_port_checks_status_and_prints() {
     );
 }
 
+/// The first page's MediaBox of a PDF, in points.
+fn media_box(pdf: &[u8]) -> Vec<f64> {
+    let doc = lopdf::Document::load_mem(pdf).expect("a PDF");
+    let page = *doc.get_pages().values().next().expect("a page");
+    let obj = doc.get_object(page).expect("page object");
+    let dict = obj.as_dict().expect("page dict");
+    dict.get(b"MediaBox")
+        .expect("MediaBox")
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|v| {
+            v.as_float()
+                .map(f64::from)
+                .or_else(|_| v.as_i64().map(|i| i as f64))
+                .expect("number")
+        })
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cups_printers_get_the_pdf_through_lp() {
-    use std::os::unix::fs::PermissionsExt;
-    // A stand-in for CUPS' `lp`: records its arguments and the PDF on stdin.
-    let bin = tempfile::tempdir().unwrap();
-    let spool = bin.path().join("spool");
-    std::fs::create_dir_all(&spool).unwrap();
-    let lp = bin.path().join("lp");
-    std::fs::write(
-        &lp,
-        format!(
-            "#!/bin/sh\necho \"$@\" > {0}/args\ncat > {0}/job.pdf\n",
-            spool.display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&lp, std::fs::Permissions::from_mode(0o755)).unwrap();
+async fn a_real_cups_queue_prints_only_when_cups_completes_and_holds_labels_while_stopped() {
+    let Some(cups) = crate::helper::cups::Cups::start(
+        "a_real_cups_queue_prints_only_when_cups_completes_and_holds_labels_while_stopped",
+    ) else {
+        return;
+    };
+    let printer = crate::helper::cups::SocketPrinter::start().await;
+    cups.add_queue("Zebra_ZT410", printer.addr);
     let line = line_with_printer("cups://Zebra_ZT410");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = crate::helper::free_port();
     let text = std::fs::read_to_string(line.config_path())
         .unwrap()
         .replace("tcp://127.0.0.1:0", &format!("tcp://127.0.0.1:{port}"));
     line.write_config(&text);
-    let path = format!(
-        "{}:{}",
-        bin.path().display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
     let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_linemark"))
         .args(["run", "--config"])
         .arg(line.config_path())
-        .env("PATH", path)
+        .env("CUPS_SERVER", cups.socket())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let sock = crate::helper::connect_when_up(port).await;
     let mut c = StationClient::new(sock, "t");
+    let printed = || count_events(&line.db_path(), "LABEL_PRINTED");
+
+    // A final pass: the PDF reaches the printer through CUPS, at the
+    // label's size, and counts as printed once CUPS completed the job.
     let u = ready_unit(&mut c).await;
     assert!(c
         .request("FINAL", &[("unit", &u), ("status", "PASS")])
         .await
         .unwrap()
         .is_ok());
-    wait_for("a PDF handed to lp", || {
-        spool
-            .join("job.pdf")
-            .metadata()
-            .is_ok_and(|m| m.len() > 100)
+    wait_for("the label through CUPS", || !printer.jobs().is_empty()).await;
+    wait_for("LABEL_PRINTED after CUPS completed the job", || {
+        printed() == 1
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    daemon.kill().unwrap();
+    let pdf = printer.jobs()[0].clone();
+    let mm = |pt: f64| pt * 25.4 / 72.0;
+    let b = media_box(&pdf);
+    assert!(
+        (mm(b[2] - b[0]) - 50.0).abs() < 0.5 && (mm(b[3] - b[1]) - 30.0).abs() < 0.5,
+        "MediaBox {b:?}"
+    );
+    assert!(cups
+        .tool("lpstat", &["-W", "completed", "-o", "Zebra_ZT410"])
+        .contains("Zebra_ZT410-1"));
+
+    // A stopped queue is a printer fault: the label stays queued.
+    cups.tool("cupsdisable", &["-r", "paper out", "Zebra_ZT410"]);
+    let u2 = ready_unit(&mut c).await;
+    assert!(c
+        .request("FINAL", &[("unit", &u2), ("status", "PASS")])
+        .await
+        .unwrap()
+        .is_ok());
+    let mut status = Response::ok();
+    for _ in 0..100 {
+        status = c.request("STATUS", &[]).await.unwrap();
+        if status.get("printer") == Some("paused") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status.get("printer"), Some("paused"), "{status:?}");
+    assert_eq!(status.get("queued"), Some("1"), "{status:?}");
+    assert_eq!(printed(), 1);
+    assert_eq!(printer.jobs().len(), 1, "nothing reached the printer");
+    assert!(count_events(&line.db_path(), "PRINTER_FAULT") >= 1);
+
+    // Resumed: the held label prints.
+    cups.tool("cupsenable", &["Zebra_ZT410"]);
+    wait_for("the held label after the queue resumed", || printed() == 2).await;
+    assert_eq!(printer.jobs().len(), 2);
+    assert!(lopdf::Document::load_mem(&printer.jobs()[1]).is_ok());
+    // SAFETY: kill(2) on the child we spawned.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
     daemon.wait().unwrap();
-    let args = std::fs::read_to_string(spool.join("args")).unwrap();
-    assert!(args.starts_with("-d Zebra_ZT410 -t linemark-"), "{args}");
-    let pdf = std::fs::read(spool.join("job.pdf")).unwrap();
-    assert!(lopdf::Document::load_mem(&pdf).is_ok());
-    assert_eq!(count_events(&line.db_path(), "LABEL_PRINTED"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
