@@ -659,3 +659,29 @@ impl Drop for TmpMount {
             .status();
     }
 }
+
+impl Line {
+    /// Imports the test issuer's grant for block `name` into this line.
+    pub fn grant_block(&self, name: &str, start: u64, count: u64) {
+        self.open()
+            .import_grant_blocking(
+                grant(name, start, count),
+                &self.config().grant_policy().expect("policy"),
+                "test",
+            )
+            .expect("grant imports");
+    }
+}
+
+/// `ALLOC product=PACK-48V`, asserting OK; the unit's ID.
+pub async fn alloc_unit<S>(c: &mut linemark::client::StationClient<S>) -> String
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let a = c
+        .request("ALLOC", &[("product", "PACK-48V")])
+        .await
+        .expect("ALLOC answered");
+    assert!(a.is_ok(), "ALLOC refused: {a:?}");
+    a.get("unit").expect("unit=").to_string()
+}

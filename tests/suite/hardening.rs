@@ -48,13 +48,7 @@ async fn idle_web_connections_do_not_stop_production() {
             )
         )
     ));
-    line.open()
-        .import_grant_blocking(
-            grant("b1", 0, 1000),
-            &line.config().grant_policy().unwrap(),
-            "t",
-        )
-        .unwrap();
+    line.grant_block("b1", 0, 1000);
     // The file limit systemd gives a service by default.
     let mut daemon = spawn_daemon(&line, 1024);
     let first = crate::helper::connect_when_up(station_port).await;
@@ -289,13 +283,7 @@ fn allocate_until(
 async fn the_wal_stays_bounded_under_continuous_load() {
     use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
     let line = tcp_line(0);
-    line.open()
-        .import_grant_blocking(
-            grant("b1", 0, 10_000_000),
-            &line.config().grant_policy().unwrap(),
-            "t",
-        )
-        .unwrap();
+    line.grant_block("b1", 0, 10_000_000);
     let d = linemark::daemon::Daemon::start(line.config())
         .await
         .unwrap();
@@ -363,13 +351,7 @@ async fn a_full_disk_answers_e_storage_and_serves_again_once_space_is_freed() {
             &format!("data_dir = \"{}\"", disk.path().display()),
         );
     line.write_config(&text);
-    line.open()
-        .import_grant_blocking(
-            grant("b1", 0, 10_000_000),
-            &line.config().grant_policy().unwrap(),
-            "t",
-        )
-        .unwrap();
+    line.grant_block("b1", 0, 10_000_000);
     let d = linemark::daemon::Daemon::start(line.config())
         .await
         .unwrap();

@@ -415,13 +415,7 @@ async fn two_units(line: &Line) -> (String, String) {
             .unwrap(),
         "t",
     );
-    let a = c
-        .request("ALLOC", &[("product", "PACK-48V")])
-        .await
-        .unwrap()
-        .get("unit")
-        .unwrap()
-        .to_string();
+    let a = crate::helper::alloc_unit(&mut c).await;
     let b = crate::helper::ready_unit(&mut c).await;
     for (verb, args) in [
         ("BIND", vec![("unit", b.as_str()), ("serial", "S-1")]),

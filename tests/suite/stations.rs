@@ -609,13 +609,7 @@ async fn a_retry_spelling_the_unit_in_lower_case_is_the_same_request() {
     let r = rig();
     let d = start(&r).await;
     let mut c = tcp(&d).await;
-    let unit = c
-        .request("ALLOC", &[("product", "PACK-48V")])
-        .await
-        .unwrap()
-        .get("unit")
-        .unwrap()
-        .to_string();
+    let unit = crate::helper::alloc_unit(&mut c).await;
     let first = c
         .request(
             "SCRAP",
@@ -671,13 +665,7 @@ async fn the_final_station_cannot_record_another_step() {
     let r = rig();
     let d = start(&r).await;
     let mut t = tcp(&d).await;
-    let unit = t
-        .request("ALLOC", &[("product", "PACK-48V")])
-        .await
-        .unwrap()
-        .get("unit")
-        .unwrap()
-        .to_string();
+    let unit = crate::helper::alloc_unit(&mut t).await;
     let mut fin = client(r.fin, "fin");
     for step in ["provision", "functional"] {
         let a = fin
