@@ -874,3 +874,193 @@ fn check_requests(conn: &Connection) -> Result<(), DeriveError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: &str) -> Value {
+        Value::Text(s.to_string())
+    }
+
+    #[test]
+    fn values_order_as_sqlite_orders_them() {
+        let mut v = vec![
+            t("b"),
+            Value::Integer(3),
+            Value::Null,
+            t("B"),
+            Value::Integer(-1),
+            t("ab"),
+        ];
+        v.sort_by(cmp_value);
+        assert_eq!(
+            v,
+            vec![
+                Value::Null,
+                Value::Integer(-1),
+                Value::Integer(3),
+                t("B"),
+                t("ab"),
+                t("b")
+            ]
+        );
+        let sorted = Connection::open_in_memory()
+            .unwrap()
+            .prepare("SELECT x FROM (SELECT 'b' AS x UNION ALL SELECT 3 UNION ALL SELECT NULL UNION ALL SELECT 'B' UNION ALL SELECT -1 UNION ALL SELECT 'ab') ORDER BY x")
+            .unwrap()
+            .query_map([], |r| r.get::<_, Value>(0))
+            .unwrap()
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        assert_eq!(v, sorted);
+    }
+
+    #[test]
+    fn the_first_difference_names_table_key_column_and_both_values() {
+        let units = &TABLES[UNITS];
+        let mut stored = vec![Value::Integer(7), t("UNIT"), t("blk")];
+        stored.resize(units.cols.len(), Value::Null);
+        let mut derived = stored.clone();
+        stored[10] = t("passed");
+        derived[10] = t("allocated");
+        let d = compare(units, &[stored.clone()], &[derived.clone()], 42).unwrap_err();
+        assert_eq!(
+            (d.table, d.key.as_str(), d.column.as_str()),
+            ("units", "idx=7", "state")
+        );
+        assert_eq!(
+            (d.stored.as_str(), d.derived.as_str(), d.seq),
+            ("\"passed\"", "\"allocated\"", 42)
+        );
+        assert_eq!(
+            d.to_string(),
+            "table units row idx=7 column state: the file holds \"passed\", the events give \"allocated\""
+        );
+        // A row too many, a row missing.
+        let extra = compare(units, &[stored.clone()], &[], 1).unwrap_err();
+        assert_eq!(
+            (extra.column.as_str(), extra.derived.as_str()),
+            ("(row)", "no such row")
+        );
+        let missing = compare(units, &[], &[derived.clone()], 1).unwrap_err();
+        assert_eq!(missing.stored, "no such row");
+        assert!(compare(units, &[derived.clone()], &[derived], 1).is_ok());
+    }
+
+    fn ev(seq: i64, kind: &str, data: serde_json::Value) -> UnitEvent {
+        UnitEvent {
+            seq,
+            ts: format!("2026-12-03T10:00:{seq:02}.000Z"),
+            station: Some("s1".into()),
+            kind: kind.into(),
+            unit: "UNIT".into(),
+            data,
+        }
+    }
+
+    #[test]
+    fn replay_sets_each_tables_rows_from_the_events() {
+        let blocks = Blocks {
+            held: vec![(0, 100, "blk".into())],
+        };
+        let events = vec![
+            ev(
+                1,
+                "ALLOCATED",
+                serde_json::json!({"product": "P", "gtin": "0950", "level": "item"}),
+            ),
+            ev(
+                2,
+                "BOUND",
+                serde_json::json!({"fields": {"serial": "S1"}, "children": ["C1"]}),
+            ),
+            ev(
+                3,
+                "FINAL_PASS",
+                serde_json::json!({"step": "final", "status": "PASS", "measurements": {"v": "1"}}),
+            ),
+            ev(
+                4,
+                "LABEL_QUEUED",
+                serde_json::json!({"job": 9, "printer": "p", "template": "t"}),
+            ),
+            ev(5, "LABEL_PRINTED", serde_json::json!({"job": 9})),
+            ev(
+                6,
+                "CHILD_REPLACED",
+                serde_json::json!({"old": "C1", "new": "C2", "reason": "r"}),
+            ),
+            ev(
+                7,
+                "SHIPPED",
+                serde_json::json!({"shipment": "SH", "to": "ACME"}),
+            ),
+        ];
+        let rows = derive_unit(5, &events, &blocks).unwrap();
+        let u = &rows[UNITS][0];
+        assert_eq!(
+            (&u[2], &u[10], &u[11], &u[15], &u[16]),
+            (
+                &t("blk"),
+                &t("passed"),
+                &Value::Integer(3),
+                &t("SH"),
+                &Value::Integer(7)
+            )
+        );
+        assert_eq!(
+            rows[BINDINGS],
+            vec![vec![
+                Value::Integer(5),
+                t("serial"),
+                t("S1"),
+                Value::Integer(2)
+            ]]
+        );
+        assert_eq!(
+            rows[CHILDREN],
+            vec![
+                vec![
+                    Value::Integer(5),
+                    Value::Integer(2),
+                    t("C1"),
+                    Value::Integer(6)
+                ],
+                vec![Value::Integer(5), Value::Integer(6), t("C2"), Value::Null],
+            ]
+        );
+        assert_eq!(rows[TESTS][0][6], t("{\"v\":\"1\"}"));
+        assert_eq!(rows[LABELS][0][9], Value::Integer(5));
+        assert_eq!(rows[SHIPPED][0][2], t("ACME"));
+        // An event before the allocation, or a print of a job never queued, is itself a finding.
+        assert!(
+            derive_unit(5, &events[1..], &blocks).is_err(),
+            "a final pass of no unit"
+        );
+        let alloc = || {
+            ev(
+                1,
+                "ALLOCATED",
+                serde_json::json!({"product": "P", "gtin": "0950", "level": "item"}),
+            )
+        };
+        assert!(derive_unit(
+            5,
+            &[
+                alloc(),
+                ev(2, "LABEL_PRINTED", serde_json::json!({"job": 1}))
+            ],
+            &blocks
+        )
+        .is_err());
+        assert!(
+            derive_unit(5, &[alloc(), alloc()], &blocks).is_err(),
+            "allocated twice"
+        );
+        assert!(
+            derive_unit(500, &events[..1], &blocks).is_err(),
+            "outside every block"
+        );
+    }
+}
