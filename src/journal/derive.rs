@@ -530,14 +530,15 @@ fn unit_event(r: &rusqlite::Row<'_>, codec: &IdCodec) -> Result<(i64, UnitEvent)
     let idx: Option<i64> = r.get(6).ctx("reading an event")?;
     let unit: String = r.get(4).ctx("reading an event")?;
     let id = UnitId::parse(&unit).map_err(|e| bad(seq, format!("unit {unit:?}: {e}")))?;
-    if idx != Some(codec.index_of(id) as i64) {
+    let index = codec.index_of(id) as i64;
+    if idx != Some(index) {
         return Err(bad(seq, format!("events.unit_idx {idx:?} does not belong to unit {unit}: the index column was altered")));
     }
     let data: String = r.get(5).ctx("reading an event")?;
     let data =
         serde_json::from_str(&data).map_err(|e| bad(seq, format!("data is not JSON: {e}")))?;
     Ok((
-        codec.index_of(id) as i64,
+        index,
         UnitEvent {
             seq,
             ts: r.get(1).ctx("reading an event")?,
@@ -613,14 +614,19 @@ pub fn check_all(conn: &Connection, codec: &IdCodec) -> Result<(), DeriveError> 
                 let last = evs.last().map_or(0, |e| e.seq);
                 for (i, t) in TABLES.iter().enumerate() {
                     let mut stored = Vec::new();
-                    while let Some(row) = &peeked[i] {
-                        match cmp_value(&row[0], &Value::Integer(idx)) {
+                    loop {
+                        let order = match &peeked[i] {
+                            None => break,
+                            Some(row) => cmp_value(&row[0], &Value::Integer(idx)),
+                        };
+                        match order {
                             Ordering::Greater => break,
                             Ordering::Less => {
                                 // A row of a unit that has no events at all.
+                                let row = peeked[i].take().unwrap_or_default();
                                 return Err(DeriveError::Differs(Difference {
                                     table: t.name,
-                                    key: key_of(t, row),
+                                    key: key_of(t, &row),
                                     column: "(row)".into(),
                                     stored: "a row".into(),
                                     derived: "no such row (the unit has no events)".into(),
@@ -628,11 +634,13 @@ pub fn check_all(conn: &Connection, codec: &IdCodec) -> Result<(), DeriveError> 
                                 }));
                             }
                             Ordering::Equal => {
-                                stored.push(row.clone());
-                                peeked[i] = match cursors[i].next().ctx("reading a state table")? {
+                                let next = match cursors[i].next().ctx("reading a state table")? {
                                     Some(r) => Some(read_row(r, t.cols.len())?),
                                     None => None,
                                 };
+                                if let Some(row) = std::mem::replace(&mut peeked[i], next) {
+                                    stored.push(row);
+                                }
                             }
                         }
                     }

@@ -102,8 +102,16 @@ pub fn verify(
     progress: impl FnMut(u64, u64),
 ) -> Result<VerifyReport, VerifyError> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<IdFact>>(16);
+    // The state tables are rebuilt on a connection of their own, beside the
+    // chain walk; a broken chain is reported before what it explains.
+    let path = conn
+        .path()
+        .filter(|p| !p.is_empty())
+        .map(std::path::PathBuf::from);
     std::thread::scope(|scope| {
         let checker = scope.spawn(move || check_ids(codec, rx));
+        let state =
+            path.map(|p| scope.spawn(move || check_state(&super::open_read_only(&p)?, codec)));
         let walked = walk_chain(conn, tx, progress);
         let ids = checker
             .join()
@@ -125,12 +133,15 @@ pub fn verify(
         };
         let last = events as i64;
         check_guards(conn, last)?;
-        super::derive::check_all(conn, codec).map_err(|e| match e {
-            super::derive::DeriveError::Differs(d) => {
-                fail(if d.seq > 0 { d.seq } else { last }, d.to_string())
-            }
-            super::derive::DeriveError::BadEvent { seq, problem } => fail(seq, problem),
-            super::derive::DeriveError::Journal(e) => VerifyError::Journal(e),
+        match state {
+            Some(t) => t
+                .join()
+                .unwrap_or_else(|_| Err(fail(last, "the state rebuild stopped unexpectedly"))),
+            None => check_state(conn, codec),
+        }
+        .map_err(|e| match e {
+            VerifyError::Failed { seq: 0, problem } => fail(last, problem),
+            e => e,
         })?;
         Ok(VerifyReport {
             events,
@@ -221,6 +232,15 @@ pub fn check_anchors(conn: &Connection, anchors: &[Anchor]) -> Result<(), Verify
         }
     }
     Ok(())
+}
+
+/// The state tables against the events (`derive`), as a verify failure.
+fn check_state(conn: &Connection, codec: &IdCodec) -> Result<(), VerifyError> {
+    super::derive::check_all(conn, codec).map_err(|e| match e {
+        super::derive::DeriveError::Differs(d) => fail(d.seq, d.to_string()),
+        super::derive::DeriveError::BadEvent { seq, problem } => fail(seq, problem),
+        super::derive::DeriveError::Journal(e) => VerifyError::Journal(e),
+    })
 }
 
 /// Recomputes the chain; sends block and allocation facts to the checker.
