@@ -78,6 +78,11 @@ impl<T> SqlContext<T> for Result<T, rusqlite::Error> {
     }
 }
 
+/// A read-only connection to the journal, as `open_read_only` and
+/// `Journal::reader` give it: what the rest of the crate passes to the
+/// named queries of this module (it writes no SQL itself).
+pub type Reader = Connection;
+
 /// Figures the writer publishes for status pages and metrics.
 #[derive(Debug, Default)]
 pub struct Shared {

@@ -21,7 +21,6 @@ use crate::journal::{
     AllocError, AllocRequest, EventType, Journal, JournalError, NewEvent, WriteTx,
 };
 use crate::protocol::{ErrorCode, Request, Response, Verb};
-use crate::sync::SyncStatus;
 pub use rules::{Command, Refusal};
 
 /// Why a write job produced no change.
@@ -60,6 +59,28 @@ impl PrinterStatus for NoPrinters {
     fn job_queued(&self, _printer: &str) {}
 }
 
+/// What STATUS reports about the upstream sync (kept by `sync`, which
+/// implements this; `line` does not depend on it).
+pub trait SyncWord: Send + Sync {
+    /// `ok`, `halted`, `error` or `off`.
+    fn word(&self) -> &'static str;
+}
+
+/// Sync as it is before any sync task reports: `off` without `[upstream]`.
+struct SyncNotStarted {
+    configured: bool,
+}
+
+impl SyncWord for SyncNotStarted {
+    fn word(&self) -> &'static str {
+        if self.configured {
+            "ok"
+        } else {
+            "off"
+        }
+    }
+}
+
 /// What a signed-in user of the web page asks for.
 #[derive(Debug, Clone)]
 pub enum Action {
@@ -73,12 +94,14 @@ pub struct Line {
     config: Arc<Config>,
     journal: Journal,
     printers: Arc<dyn PrinterStatus>,
-    sync: Arc<SyncStatus>,
+    sync: Arc<dyn SyncWord>,
 }
 
 impl Line {
     pub fn new(config: Arc<Config>, journal: Journal, printers: Arc<dyn PrinterStatus>) -> Self {
-        let sync = Arc::new(SyncStatus::new(config.upstream.is_some()));
+        let sync = Arc::new(SyncNotStarted {
+            configured: config.upstream.is_some(),
+        });
         Self {
             config,
             journal,
@@ -88,7 +111,7 @@ impl Line {
     }
 
     /// STATUS reports this sync state (`sync=ok|halted|error|off`).
-    pub fn with_sync_status(mut self, sync: Arc<SyncStatus>) -> Self {
+    pub fn with_sync_status(mut self, sync: Arc<dyn SyncWord>) -> Self {
         self.sync = sync;
         self
     }

@@ -24,7 +24,7 @@ pub mod shift;
 
 use std::collections::{BTreeMap, HashMap};
 
-use rusqlite::Connection;
+use crate::journal::Reader;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -215,11 +215,7 @@ pub struct Context<'a> {
 }
 
 /// Builds the report for `w` from the journal.
-pub fn build(
-    conn: &Connection,
-    ctx: &Context<'_>,
-    w: &Window,
-) -> Result<ShiftReport, JournalError> {
+pub fn build(conn: &Reader, ctx: &Context<'_>, w: &Window) -> Result<ShiftReport, JournalError> {
     let from = crate::journal::event::format_ts(w.start);
     let to = crate::journal::event::format_ts(w.end);
     let mut units: Vec<UnitLine> = Vec::new();
@@ -480,7 +476,7 @@ pub fn resolve_window(
 }
 
 /// Sync figures from the state file and the journal.
-pub fn sync_lag(cfg: &crate::config::Config, conn: &Connection) -> Result<SyncLag, JournalError> {
+pub fn sync_lag(cfg: &crate::config::Config, conn: &Reader) -> Result<SyncLag, JournalError> {
     let last_seq = query::last_seq(conn)?;
     let st = crate::sync::current_state(&cfg.data_dir).unwrap_or_default();
     Ok(SyncLag {
@@ -496,7 +492,7 @@ pub fn sync_lag(cfg: &crate::config::Config, conn: &Connection) -> Result<SyncLa
 /// The whole report for a config's journal.
 pub fn for_config(
     cfg: &crate::config::Config,
-    conn: &Connection,
+    conn: &Reader,
     w: &Window,
 ) -> Result<ShiftReport, JournalError> {
     let ctx = Context {

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rusqlite::Connection;
+use crate::journal::Reader;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, SyncMode, TokenSource};
@@ -101,6 +101,12 @@ pub struct SyncStatus {
     acked_through: AtomicI64,
     halted: AtomicBool,
     reason: Mutex<Option<String>>,
+}
+
+impl crate::line::SyncWord for SyncStatus {
+    fn word(&self) -> &'static str {
+        SyncStatus::word(self)
+    }
 }
 
 impl SyncStatus {
@@ -519,7 +525,7 @@ fn blocking<T: Send + 'static>(
 
 /// The next batch after `after`, up to `target`.
 fn read_batch(
-    conn: &Connection,
+    conn: &Reader,
     line_id: &str,
     after: i64,
     target: i64,

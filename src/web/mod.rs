@@ -52,7 +52,7 @@ pub struct WebState {
     pub actions: Arc<Mutex<BTreeMap<(String, String), u64>>>,
     /// Read connections kept between requests (opening one per request
     /// costs more than most pages).
-    pub readers: Arc<Mutex<Vec<rusqlite::Connection>>>,
+    pub readers: Arc<Mutex<Vec<crate::journal::Reader>>>,
 }
 
 /// Read connections kept at most.
@@ -114,7 +114,7 @@ fn json_answer(status: StatusCode, v: serde_json::Value) -> Response {
 /// thread; the connection is kept for the next request.
 async fn read<T: Send + 'static>(
     state: &WebState,
-    f: impl FnOnce(&rusqlite::Connection) -> Result<T, JournalError> + Send + 'static,
+    f: impl FnOnce(&crate::journal::Reader) -> Result<T, JournalError> + Send + 'static,
 ) -> Result<T, Response> {
     let (journal, readers) = (state.journal.clone(), state.readers.clone());
     let r = tokio::task::spawn_blocking(move || {

@@ -16,4 +16,5 @@ mod restore;
 mod shipments;
 mod stations;
 mod sync;
+mod tidy;
 mod web;

@@ -1,0 +1,159 @@
+//! Tidy: the invariants of ARCHITECTURE.md, checked by reading the source
+//! tree (as rust-analyzer's `xtask/src/tidy.rs` does), so a rule that
+//! breaks fails here instead of living on in memory.
+
+use std::path::{Path, PathBuf};
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("source dir") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// Every source file under `src/` as (path relative to the crate, the code
+/// before its `#[cfg(test)]` module: tests may read golden files).
+fn sources() -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    files.sort();
+    files
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n != "tests.rs"))
+        .map(|p| {
+            let text = std::fs::read_to_string(&p).expect("source");
+            let code = match text.find("#[cfg(test)]") {
+                Some(i) => &text[..i],
+                None => &text[..],
+            };
+            // Comments may name what a module must not use.
+            let code: String = code
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("//"))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let rel = p
+                .strip_prefix(root)
+                .expect("under the crate")
+                .to_string_lossy()
+                .replace('\\', "/");
+            (rel, code)
+        })
+        .collect()
+}
+
+/// Files still holding SQL outside `journal/`, to be moved there (issue 14).
+/// The list only shrinks: a file that no longer needs its place fails too.
+const SQL_NOT_YET_IN_JOURNAL: &[&str] = &[
+    "src/cli/backup.rs",
+    "src/cli/demo.rs",
+    "src/epcis.rs",
+    "src/export.rs",
+];
+
+fn has_sql(code: &str) -> bool {
+    const SQL: [&str; 9] = [
+        "\"SELECT ",
+        "\"INSERT ",
+        "\"UPDATE ",
+        "\"DELETE ",
+        "\"PRAGMA ",
+        "\"CREATE ",
+        "\"BEGIN",
+        "\"COMMIT",
+        "\"REPLACE ",
+    ];
+    code.contains("rusqlite") || SQL.iter().any(|s| code.contains(s))
+}
+
+#[test]
+fn sql_and_rusqlite_live_only_in_journal() {
+    let mut offenders = Vec::new();
+    let mut listed_but_clean = Vec::new();
+    for (path, code) in sources() {
+        if path.starts_with("src/journal/") {
+            continue;
+        }
+        let listed = SQL_NOT_YET_IN_JOURNAL.contains(&path.as_str());
+        match (has_sql(&code), listed) {
+            (true, false) => offenders.push(path),
+            (false, true) => listed_but_clean.push(path),
+            _ => {}
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "SQL or rusqlite outside src/journal/ (ARCHITECTURE.md: only journal/ writes SQL; add a named function there): {offenders:?}"
+    );
+    assert!(
+        listed_but_clean.is_empty(),
+        "these files hold no SQL any more: take them off SQL_NOT_YET_IN_JOURNAL: {listed_but_clean:?}"
+    );
+}
+
+#[test]
+fn the_pure_modules_do_no_io_and_know_no_runtime() {
+    const PURE: [&str; 4] = ["src/ids/", "src/gs1/", "src/protocol/", "src/label/"];
+    const IO: [&str; 8] = [
+        "tokio",
+        "std::fs",
+        "std::net",
+        "std::process",
+        "File::",
+        "TcpStream",
+        "std::env",
+        "rusqlite",
+    ];
+    let mut found = Vec::new();
+    for (path, code) in sources() {
+        if PURE.iter().any(|p| path.starts_with(p)) {
+            for word in IO.iter().filter(|w| code.contains(*w)) {
+                found.push(format!("{path}: {word}"));
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "IO or a runtime in a pure module (ARCHITECTURE.md invariants): {found:?}"
+    );
+}
+
+#[test]
+fn the_line_rules_know_neither_the_web_page_nor_sync() {
+    let found: Vec<String> = sources()
+        .into_iter()
+        .filter(|(path, _)| path.starts_with("src/line/"))
+        .flat_map(|(path, code)| {
+            ["crate::web", "crate::sync"]
+                .into_iter()
+                .filter(move |m| code.contains(m))
+                .map(move |m| format!("{path}: {m}"))
+        })
+        .collect();
+    assert!(found.is_empty(), "line/ must not import these: {found:?}");
+}
+
+/// Whether the file (read again, comments kept) opens with a `//!` doc.
+fn doc_first(rel: &str) -> bool {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)).expect("source");
+    text.trim_start().starts_with("//!")
+}
+
+#[test]
+fn every_module_says_what_it_owns() {
+    let missing: Vec<String> = sources()
+        .into_iter()
+        .filter(|(path, code)| !path.ends_with("main.rs") && !code.is_empty() && !doc_first(path))
+        .map(|(path, _)| path)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "modules without a //! doc saying what they own: {missing:?}"
+    );
+}
