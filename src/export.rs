@@ -8,11 +8,11 @@
 
 use std::io::Write;
 
-use rusqlite::Connection;
 use serde::Serialize;
 
 use crate::gs1::{self, Gtin, Identity, Level};
-use crate::journal::JournalError;
+use crate::journal::query::{self, ShippedRow};
+use crate::journal::{JournalError, Reader};
 
 /// The JSON document's schema version.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -48,82 +48,48 @@ pub enum ExportError {
     Write(String),
 }
 
-fn sql(e: rusqlite::Error) -> ExportError {
-    ExportError::Journal(JournalError::Sql {
-        what: "reading a shipment",
-        message: e.to_string(),
-    })
-}
-
 /// Units in a shipment.
-pub fn count(conn: &Connection, shipment: &str) -> Result<u64, ExportError> {
-    conn.query_row(
-        "SELECT COUNT(*) FROM shipped WHERE shipment = ?1",
-        [shipment],
-        |r| r.get::<_, i64>(0),
-    )
-    .map(|n| n as u64)
-    .map_err(sql)
+pub fn count(conn: &Reader, shipment: &str) -> Result<u64, ExportError> {
+    Ok(query::shipped_count(conn, shipment)?)
 }
 
 /// Calls `each` for every unit of the shipment, in shipping order.
 pub fn for_each(
-    conn: &Connection,
+    conn: &Reader,
     resolver: &str,
     shipment: &str,
     mut each: impl FnMut(ShippedUnit) -> Result<(), ExportError>,
 ) -> Result<u64, ExportError> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT u.unit, u.gtin, u.level, u.lot, u.final_at, s.shipment, s.ts, s.buyer,
-                (SELECT value FROM bindings b WHERE b.unit_idx = u.idx AND b.field = 'serial'),
-                (SELECT value FROM bindings b WHERE b.unit_idx = u.idx AND b.field = 'mac'),
-                (SELECT value FROM bindings b WHERE b.unit_idx = u.idx AND b.field = 'uid'),
-                (SELECT value FROM bindings b WHERE b.unit_idx = u.idx AND b.field = 'fw'),
-                (SELECT value FROM bindings b WHERE b.unit_idx = u.idx AND b.field = 'fwhash'),
-                (SELECT value FROM bindings b WHERE b.unit_idx = u.idx AND b.field = 'cert'),
-                (SELECT group_concat(child, ' ') FROM children c WHERE c.parent_idx = u.idx AND c.unlinked_seq IS NULL)
-             FROM shipped s JOIN units u ON u.idx = s.unit_idx
-             WHERE s.shipment = ?1 ORDER BY s.seq",
-        )
-        .map_err(sql)?;
-    let mut rows = stmt.query([shipment]).map_err(sql)?;
-    let mut n = 0u64;
-    while let Some(r) = rows.next().map_err(sql)? {
-        let unit: String = r.get(0).map_err(sql)?;
-        let gtin: String = r.get(1).map_err(sql)?;
-        let level: String = r.get(2).map_err(sql)?;
-        let lot: Option<String> = r.get(3).map_err(sql)?;
-        let g = Gtin::parse(&gtin)
+    let n = query::shipped_units(conn, shipment, |r: ShippedRow| {
+        let g = Gtin::parse(&r.gtin)
             .map_err(|e| ExportError::Journal(JournalError::Corrupt(e.to_string())))?;
         let id = Identity::for_unit(
             g,
-            Level::parse(&level).unwrap_or(Level::Item),
-            lot.as_deref(),
-            &unit,
+            Level::parse(&r.level).unwrap_or(Level::Item),
+            r.lot.as_deref(),
+            &r.unit,
         );
-        let children: Option<String> = r.get(14).map_err(sql)?;
         each(ShippedUnit {
             uri: gs1::build_uri(resolver, &id),
-            unit,
-            gtin,
-            lot,
-            final_pass_at: r.get(4).map_err(sql)?,
-            shipment: r.get(5).map_err(sql)?,
-            shipped_at: r.get(6).map_err(sql)?,
-            buyer: r.get(7).map_err(sql)?,
-            serial: r.get(8).map_err(sql)?,
-            mac: r.get(9).map_err(sql)?,
-            uid: r.get(10).map_err(sql)?,
-            firmware: r.get(11).map_err(sql)?,
-            firmware_hash: r.get(12).map_err(sql)?,
-            certificate: r.get(13).map_err(sql)?,
-            children: children
+            unit: r.unit,
+            gtin: r.gtin,
+            lot: r.lot,
+            final_pass_at: r.final_at,
+            shipment: r.shipment,
+            shipped_at: r.shipped_at,
+            buyer: r.buyer,
+            serial: r.serial,
+            mac: r.mac,
+            uid: r.uid,
+            firmware: r.fw,
+            firmware_hash: r.fwhash,
+            certificate: r.cert,
+            children: r
+                .children
                 .map(|c| c.split(' ').map(str::to_string).collect())
                 .unwrap_or_default(),
-        })?;
-        n += 1;
-    }
+        })
+    })?;
     if n == 0 {
         return Err(ExportError::Empty(shipment.to_string()));
     }
@@ -159,7 +125,7 @@ const HEADER: [&str; 15] = [
 
 /// CSV with a header row, one row per unit; children separated by spaces.
 pub fn csv<W: Write>(
-    conn: &Connection,
+    conn: &Reader,
     resolver: &str,
     shipment: &str,
     out: W,
@@ -202,7 +168,7 @@ pub fn csv<W: Write>(
 /// One JSON document: `{"schema_version":1,"shipment":...,"units":[...]}`,
 /// written unit by unit.
 pub fn json<W: Write>(
-    conn: &Connection,
+    conn: &Reader,
     resolver: &str,
     shipment: &str,
     line_id: &str,

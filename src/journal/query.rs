@@ -349,3 +349,84 @@ pub fn last_seq(conn: &Connection) -> Result<i64, JournalError> {
     conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))
         .ctx("reading the last seq")
 }
+
+/// One shipped unit as stored, for the buyer's export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShippedRow {
+    pub unit: String,
+    pub gtin: String,
+    pub level: String,
+    pub lot: Option<String>,
+    pub final_at: Option<String>,
+    pub shipment: String,
+    pub shipped_at: String,
+    pub buyer: Option<String>,
+    pub serial: Option<String>,
+    pub mac: Option<String>,
+    pub uid: Option<String>,
+    pub fw: Option<String>,
+    pub fwhash: Option<String>,
+    pub cert: Option<String>,
+    /// Currently linked children, space-separated.
+    pub children: Option<String>,
+}
+
+/// Units shipped under `shipment`.
+pub fn shipped_count(conn: &Connection, shipment: &str) -> Result<u64, JournalError> {
+    conn.query_row(
+        "SELECT COUNT(*) FROM shipped WHERE shipment = ?1",
+        [shipment],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n as u64)
+    .ctx("counting a shipment")
+}
+
+/// Streams the units of `shipment` in shipping order to `each`; how many.
+pub fn shipped_units<E: From<JournalError>>(
+    conn: &Connection,
+    shipment: &str,
+    mut each: impl FnMut(ShippedRow) -> Result<(), E>,
+) -> Result<u64, E> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT u.unit, u.gtin, u.level, u.lot, u.final_at, s.shipment, s.ts, s.buyer,
+                (SELECT value FROM bindings b WHERE b.unit_idx = u.idx AND b.field = 'serial'),
+                (SELECT value FROM bindings b WHERE b.unit_idx = u.idx AND b.field = 'mac'),
+                (SELECT value FROM bindings b WHERE b.unit_idx = u.idx AND b.field = 'uid'),
+                (SELECT value FROM bindings b WHERE b.unit_idx = u.idx AND b.field = 'fw'),
+                (SELECT value FROM bindings b WHERE b.unit_idx = u.idx AND b.field = 'fwhash'),
+                (SELECT value FROM bindings b WHERE b.unit_idx = u.idx AND b.field = 'cert'),
+                (SELECT group_concat(child, ' ') FROM children c WHERE c.parent_idx = u.idx AND c.unlinked_seq IS NULL)
+             FROM shipped s JOIN units u ON u.idx = s.unit_idx
+             WHERE s.shipment = ?1 ORDER BY s.seq",
+        )
+        .ctx("reading a shipment")?;
+    let mut rows = stmt.query([shipment]).ctx("reading a shipment")?;
+    let mut n = 0u64;
+    while let Some(r) = rows.next().ctx("reading a shipment")? {
+        let row = (|| {
+            Ok::<_, rusqlite::Error>(ShippedRow {
+                unit: r.get(0)?,
+                gtin: r.get(1)?,
+                level: r.get(2)?,
+                lot: r.get(3)?,
+                final_at: r.get(4)?,
+                shipment: r.get(5)?,
+                shipped_at: r.get(6)?,
+                buyer: r.get(7)?,
+                serial: r.get(8)?,
+                mac: r.get(9)?,
+                uid: r.get(10)?,
+                fw: r.get(11)?,
+                fwhash: r.get(12)?,
+                cert: r.get(13)?,
+                children: r.get(14)?,
+            })
+        })()
+        .ctx("reading a shipped unit")?;
+        each(row)?;
+        n += 1;
+    }
+    Ok(n)
+}
