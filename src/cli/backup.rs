@@ -2,13 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::backup::{Backup, StepResult};
-
 use super::{load_config, progress_bar, CliError};
 use crate::journal;
-
-/// Pages copied per step; small enough that the daemon's writer never waits long.
-const PAGES_PER_STEP: std::os::raw::c_int = 256;
 
 pub fn run(config: &Path, dest: &Path) -> Result<(), CliError> {
     let cfg = load_config(config)?;
@@ -49,42 +44,12 @@ pub fn run(config: &Path, dest: &Path) -> Result<(), CliError> {
     Ok(())
 }
 
-fn copy(src: &rusqlite::Connection, tmp: &Path) -> Result<(), CliError> {
-    let fail =
-        |e: rusqlite::Error| CliError::runtime(format!("backup to {} failed: {e}", tmp.display()));
-    let mut dst = rusqlite::Connection::open(tmp).map_err(fail)?;
-    {
-        let backup = Backup::new(src, &mut dst).map_err(fail)?;
-        let pb = progress_bar(0, "backing up");
-        loop {
-            let step = backup.step(PAGES_PER_STEP).map_err(fail)?;
-            let p = backup.progress();
-            pb.set_length(p.pagecount.max(0) as u64);
-            pb.set_position((p.pagecount - p.remaining).max(0) as u64);
-            match step {
-                StepResult::Done => break,
-                StepResult::More => {}
-                StepResult::Busy | StepResult::Locked => {
-                    std::thread::sleep(std::time::Duration::from_millis(20))
-                }
-                _ => std::thread::sleep(std::time::Duration::from_millis(20)),
-            }
-        }
-        pb.finish_and_clear();
-    }
-    let ok: String = dst
-        .query_row("PRAGMA quick_check", [], |r| r.get(0))
-        .map_err(fail)?;
-    if ok != "ok" {
-        return Err(CliError::runtime(format!(
-            "the backup at {} failed its integrity check: {ok}",
-            tmp.display()
-        )));
-    }
-    dst.execute_batch("PRAGMA journal_mode=DELETE;")
-        .map_err(fail)?;
-    drop(dst);
-    std::fs::File::open(tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| CliError::runtime(format!("cannot sync {}: {e}", tmp.display())))
+fn copy(src: &journal::Reader, tmp: &Path) -> Result<(), CliError> {
+    let pb = progress_bar(0, "backing up");
+    let r = journal::backup::copy_to(src, tmp, |done, total| {
+        pb.set_length(total);
+        pb.set_position(done);
+    });
+    pb.finish_and_clear();
+    r.map_err(CliError::runtime)
 }

@@ -448,19 +448,8 @@ fn shift_report(cfg: &Config, out: &Path, start: jiff::Timestamp) -> Result<Vec<
 
 fn summary(cfg: &Config, t: &Tally, out: &Path, took: Duration) -> Result<(), CliError> {
     let conn = crate::journal::open_read_only(&cfg.journal_path())?;
-    let count = |kind: &str| -> i64 {
-        conn.query_row("SELECT COUNT(*) FROM events WHERE type = ?1", [kind], |r| {
-            r.get(0)
-        })
-        .unwrap_or(0)
-    };
-    let left: i64 = conn
-        .query_row(
-            "SELECT COALESCE(SUM(count - used), 0) FROM blocks",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap_or(0);
+    let count = |kind: &str| crate::journal::query::count_of_type(&conn, kind).unwrap_or(0) as i64;
+    let left = crate::journal::query::ids_left(&conn).unwrap_or(0) as i64;
     let printed = count("LABEL_PRINTED");
     let files = std::fs::read_dir(out.join("labels"))
         .map(|d| d.count())

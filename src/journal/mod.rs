@@ -7,6 +7,7 @@
 //! Must not: decide business rules; callers pass closures that use the
 //! typed methods of [`WriteTx`].
 
+pub mod backup;
 mod checkpoint;
 pub mod derive;
 pub mod event;

@@ -371,6 +371,15 @@ pub struct ShippedRow {
     pub children: Option<String>,
 }
 
+/// Events of one type in the journal.
+pub fn count_of_type(conn: &Connection, kind: &str) -> Result<u64, JournalError> {
+    conn.query_row("SELECT COUNT(*) FROM events WHERE type = ?1", [kind], |r| {
+        r.get::<_, i64>(0)
+    })
+    .map(|n| n as u64)
+    .ctx("counting events")
+}
+
 /// Units shipped under `shipment`.
 pub fn shipped_count(conn: &Connection, shipment: &str) -> Result<u64, JournalError> {
     conn.query_row(
