@@ -15,14 +15,23 @@
 
 use std::io::Write;
 
-use rusqlite::{Connection, OptionalExtension};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::gs1::{self, Gtin, Identity, Level};
 use crate::ids::{IdCodec, UnitId};
-use crate::journal::JournalError;
+use crate::journal::query::{self, StoredEvent, UnitIdentityRow};
+use crate::journal::{JournalError, Reader};
+
+/// The journal event types the export maps (see the table above).
+const MAPPED: [&str; 5] = [
+    "FINAL_PASS",
+    "BOUND",
+    "SCRAPPED",
+    "SHIPPED",
+    "CHILD_REPLACED",
+];
 
 /// The JSON-LD prefix for linemark's own fields.
 pub const NAMESPACE: &str = "urn:linemark:epcis:";
@@ -36,13 +45,6 @@ pub enum EpcisError {
     Write(String),
 }
 
-fn sql(e: rusqlite::Error) -> EpcisError {
-    EpcisError::Journal(JournalError::Sql {
-        what: "reading events for EPCIS",
-        message: e.to_string(),
-    })
-}
-
 /// Which events to export: seq range, inclusive.
 #[derive(Debug, Clone, Copy)]
 pub struct Range {
@@ -52,11 +54,7 @@ pub struct Range {
 
 impl Range {
     /// From `--from`/`--to` values: a seq number or an RFC 3339 time.
-    pub fn resolve(
-        conn: &Connection,
-        from: Option<&str>,
-        to: Option<&str>,
-    ) -> Result<Range, String> {
+    pub fn resolve(conn: &Reader, from: Option<&str>, to: Option<&str>) -> Result<Range, String> {
         let bound = |v: Option<&str>, first: bool| -> Result<i64, String> {
             let Some(v) = v else {
                 return Ok(if first { 1 } else { i64::MAX });
@@ -68,13 +66,12 @@ impl Range {
                 format!("{v:?} is neither a seq number nor an RFC 3339 time (2026-11-20T06:00:00Z)")
             })?;
             let t = crate::journal::event::format_ts(ts);
-            let sql = if first {
-                "SELECT COALESCE(MIN(seq), 9223372036854775807) FROM events WHERE ts >= ?1"
+            if first {
+                query::first_seq_at_or_after(conn, &t)
             } else {
-                "SELECT COALESCE(MAX(seq), 0) FROM events WHERE ts <= ?1"
-            };
-            conn.query_row(sql, [t], |r| r.get(0))
-                .map_err(|e| e.to_string())
+                query::last_seq_at_or_before(conn, &t)
+            }
+            .map_err(|e| e.to_string())
         };
         Ok(Range {
             from_seq: bound(from, true)?,
@@ -91,7 +88,7 @@ struct UnitInfo {
 }
 
 struct Lookup<'c> {
-    conn: &'c Connection,
+    conn: &'c Reader,
     codec: IdCodec,
     resolver: String,
 }
@@ -102,27 +99,14 @@ impl Lookup<'_> {
             return Ok(None);
         };
         let idx = self.codec.index_of(id) as i64;
-        let row = self
-            .conn
-            .prepare_cached(
-                "SELECT gtin, level, lot, allocated_at,
-                   (SELECT value FROM bindings b WHERE b.unit_idx = u.idx AND b.field = 'fw')
-                 FROM units u WHERE idx = ?1",
-            )
-            .and_then(|mut s| {
-                s.query_row([idx], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, Option<String>>(2)?,
-                        r.get::<_, String>(3)?,
-                        r.get::<_, Option<String>>(4)?,
-                    ))
-                })
-                .optional()
-            })
-            .map_err(sql)?;
-        let Some((gtin, level, lot, allocated_at, firmware)) = row else {
+        let Some(UnitIdentityRow {
+            gtin,
+            level,
+            lot,
+            allocated_at,
+            firmware,
+        }) = query::unit_identity(self.conn, idx)?
+        else {
             return Ok(None);
         };
         let g = Gtin::parse(&gtin)
@@ -176,7 +160,7 @@ fn times(ts: &str, tz: &jiff::tz::TimeZone) -> (String, String) {
 /// Streams an EPCISDocument with every mapped event in `range`; returns the
 /// number of EPCIS events. `progress(seq)` is called as the export advances.
 pub fn export<W: Write>(
-    conn: &Connection,
+    conn: &Reader,
     cfg: &Config,
     range: Range,
     out: W,
@@ -203,15 +187,6 @@ pub fn export<W: Write>(
         &head[..head.len() - 1]
     )
     .map_err(werr)?;
-    let mut stmt = conn
-        .prepare(
-            "SELECT seq, ts, station, type, unit, data FROM events
-             WHERE seq BETWEEN ?1 AND ?2
-               AND type IN ('FINAL_PASS', 'BOUND', 'SCRAPPED', 'SHIPPED', 'CHILD_REPLACED')
-             ORDER BY seq",
-        )
-        .map_err(sql)?;
-    let mut rows = stmt.query([range.from_seq, range.to_seq]).map_err(sql)?;
     let mut written = 0u64;
     let mut emit = |w: &mut std::io::BufWriter<W>, ev: Value| -> Result<(), EpcisError> {
         if written > 0 {
@@ -221,97 +196,109 @@ pub fn export<W: Write>(
         written += 1;
         Ok(())
     };
-    while let Some(r) = rows.next().map_err(sql)? {
-        let seq: i64 = r.get(0).map_err(sql)?;
-        let ts: String = r.get(1).map_err(sql)?;
-        let station: Option<String> = r.get(2).map_err(sql)?;
-        let kind: String = r.get(3).map_err(sql)?;
-        let Some(unit) = r.get::<_, Option<String>>(4).map_err(sql)? else {
-            continue;
-        };
-        let data: Value =
-            serde_json::from_str(&r.get::<_, String>(5).map_err(sql)?).unwrap_or(Value::Null);
-        let Some(info) = lookup.unit(&unit)? else {
-            continue;
-        };
-        let (event_time, offset) = times(&ts, &cfg.timezone);
-        let base = |k: usize, ty: &str, action: &str| {
-            json!({
-                "type": ty,
-                "eventID": event_id(&cfg.line_id, seq, k),
-                "eventTime": event_time,
-                "eventTimeZoneOffset": offset,
-                "action": action,
-            })
-        };
-        match kind.as_str() {
-            "FINAL_PASS" => {
-                let mut e = base(0, "ObjectEvent", "ADD");
-                e["epcList"] = json!([info.uri]);
-                e["bizStep"] = json!("commissioning");
-                e["disposition"] = json!("active");
-                let date = cfg.local_date(&info.allocated_at);
-                let mut ilmd =
-                    json!({"linemark:line": cfg.line_id, "linemark:manufacturingDate": date});
-                if let Some(s) = &station {
-                    ilmd["linemark:station"] = json!(s);
-                }
-                if let Some(fw) = &info.firmware {
-                    ilmd["linemark:firmware"] = json!(fw);
-                }
-                e["ilmd"] = ilmd;
-                emit(&mut w, e)?;
-            }
-            "BOUND" => {
-                let Some(children) = data["children"].as_array().filter(|c| !c.is_empty()) else {
-                    continue;
-                };
-                let mut kids = Vec::new();
-                for c in children.iter().filter_map(Value::as_str) {
-                    kids.push(lookup.child_uri(c)?);
-                }
-                let mut e = base(0, "AggregationEvent", "ADD");
-                e["parentID"] = json!(info.uri);
-                e["childEPCs"] = json!(kids);
-                e["bizStep"] = json!("assembling");
-                e["disposition"] = json!("in_progress");
-                emit(&mut w, e)?;
-            }
-            "SCRAPPED" => {
-                let mut e = base(0, "ObjectEvent", "DELETE");
-                e["epcList"] = json!([info.uri]);
-                e["bizStep"] = json!("destroying");
-                e["disposition"] = json!("destroyed");
-                emit(&mut w, e)?;
-            }
-            "SHIPPED" => {
-                let mut e = base(0, "ObjectEvent", "OBSERVE");
-                e["epcList"] = json!([info.uri]);
-                e["bizStep"] = json!("shipping");
-                e["disposition"] = json!("in_transit");
-                if let Some(s) = data["shipment"].as_str() {
-                    e["linemark:shipment"] = json!(s);
-                }
-                emit(&mut w, e)?;
-            }
-            "CHILD_REPLACED" => {
-                let (Some(old), Some(new)) = (data["old"].as_str(), data["new"].as_str()) else {
-                    continue;
-                };
-                for (k, action, child) in [(0, "DELETE", old), (1, "ADD", new)] {
-                    let mut e = base(k, "AggregationEvent", action);
-                    e["parentID"] = json!(info.uri);
-                    e["childEPCs"] = json!([lookup.child_uri(child)?]);
-                    e["bizStep"] = json!("replacing");
+    query::for_each_event_of_types(
+        conn,
+        range.from_seq,
+        range.to_seq,
+        &MAPPED,
+        |e: StoredEvent| -> Result<(), EpcisError> {
+            let StoredEvent {
+                seq,
+                ts,
+                station,
+                kind,
+                unit,
+                data,
+            } = e;
+            let Some(unit) = unit else {
+                return Ok(());
+            };
+            let data: Value = serde_json::from_str(&data).unwrap_or(Value::Null);
+            let Some(info) = lookup.unit(&unit)? else {
+                return Ok(());
+            };
+            let (event_time, offset) = times(&ts, &cfg.timezone);
+            let base = |k: usize, ty: &str, action: &str| {
+                json!({
+                    "type": ty,
+                    "eventID": event_id(&cfg.line_id, seq, k),
+                    "eventTime": event_time,
+                    "eventTimeZoneOffset": offset,
+                    "action": action,
+                })
+            };
+            match kind.as_str() {
+                "FINAL_PASS" => {
+                    let mut e = base(0, "ObjectEvent", "ADD");
+                    e["epcList"] = json!([info.uri]);
+                    e["bizStep"] = json!("commissioning");
+                    e["disposition"] = json!("active");
+                    let date = cfg.local_date(&info.allocated_at);
+                    let mut ilmd =
+                        json!({"linemark:line": cfg.line_id, "linemark:manufacturingDate": date});
+                    if let Some(s) = &station {
+                        ilmd["linemark:station"] = json!(s);
+                    }
+                    if let Some(fw) = &info.firmware {
+                        ilmd["linemark:firmware"] = json!(fw);
+                    }
+                    e["ilmd"] = ilmd;
                     emit(&mut w, e)?;
                 }
+                "BOUND" => {
+                    let Some(children) = data["children"].as_array().filter(|c| !c.is_empty())
+                    else {
+                        return Ok(());
+                    };
+                    let mut kids = Vec::new();
+                    for c in children.iter().filter_map(Value::as_str) {
+                        kids.push(lookup.child_uri(c)?);
+                    }
+                    let mut e = base(0, "AggregationEvent", "ADD");
+                    e["parentID"] = json!(info.uri);
+                    e["childEPCs"] = json!(kids);
+                    e["bizStep"] = json!("assembling");
+                    e["disposition"] = json!("in_progress");
+                    emit(&mut w, e)?;
+                }
+                "SCRAPPED" => {
+                    let mut e = base(0, "ObjectEvent", "DELETE");
+                    e["epcList"] = json!([info.uri]);
+                    e["bizStep"] = json!("destroying");
+                    e["disposition"] = json!("destroyed");
+                    emit(&mut w, e)?;
+                }
+                "SHIPPED" => {
+                    let mut e = base(0, "ObjectEvent", "OBSERVE");
+                    e["epcList"] = json!([info.uri]);
+                    e["bizStep"] = json!("shipping");
+                    e["disposition"] = json!("in_transit");
+                    if let Some(s) = data["shipment"].as_str() {
+                        e["linemark:shipment"] = json!(s);
+                    }
+                    emit(&mut w, e)?;
+                }
+                "CHILD_REPLACED" => {
+                    let (Some(old), Some(new)) = (data["old"].as_str(), data["new"].as_str())
+                    else {
+                        return Ok(());
+                    };
+                    for (k, action, child) in [(0, "DELETE", old), (1, "ADD", new)] {
+                        let mut e = base(k, "AggregationEvent", action);
+                        e["parentID"] = json!(info.uri);
+                        e["childEPCs"] = json!([lookup.child_uri(child)?]);
+                        e["bizStep"] = json!("replacing");
+                        emit(&mut w, e)?;
+                    }
+                }
+                _ => {}
             }
-            _ => {}
-        }
-        if seq % 4096 == 0 {
-            progress(seq);
-        }
-    }
+            if seq % 4096 == 0 {
+                progress(seq);
+            }
+            Ok(())
+        },
+    )?;
     writeln!(w, "]}}}}").map_err(werr)?;
     w.flush().map_err(werr)?;
     Ok(written)

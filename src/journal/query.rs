@@ -439,3 +439,103 @@ pub fn shipped_units<E: From<JournalError>>(
     }
     Ok(n)
 }
+
+/// The first seq at or after the time `ts` (as journaled), or `i64::MAX`.
+pub fn first_seq_at_or_after(conn: &Connection, ts: &str) -> Result<i64, JournalError> {
+    conn.query_row(
+        "SELECT COALESCE(MIN(seq), 9223372036854775807) FROM events WHERE ts >= ?1",
+        [ts],
+        |r| r.get(0),
+    )
+    .ctx("finding a seq by time")
+}
+
+/// The last seq at or before the time `ts` (as journaled), or 0.
+pub fn last_seq_at_or_before(conn: &Connection, ts: &str) -> Result<i64, JournalError> {
+    conn.query_row(
+        "SELECT COALESCE(MAX(seq), 0) FROM events WHERE ts <= ?1",
+        [ts],
+        |r| r.get(0),
+    )
+    .ctx("finding a seq by time")
+}
+
+/// What identifies a unit outside the line (for EPCIS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitIdentityRow {
+    pub gtin: String,
+    pub level: String,
+    pub lot: Option<String>,
+    pub allocated_at: String,
+    pub firmware: Option<String>,
+}
+
+/// The unit with index `idx`, if this journal allocated it.
+pub fn unit_identity(conn: &Connection, idx: i64) -> Result<Option<UnitIdentityRow>, JournalError> {
+    conn.prepare_cached(
+        "SELECT gtin, level, lot, allocated_at,
+           (SELECT value FROM bindings b WHERE b.unit_idx = u.idx AND b.field = 'fw')
+         FROM units u WHERE idx = ?1",
+    )
+    .and_then(|mut s| {
+        s.query_row([idx], |r| {
+            Ok(UnitIdentityRow {
+                gtin: r.get(0)?,
+                level: r.get(1)?,
+                lot: r.get(2)?,
+                allocated_at: r.get(3)?,
+                firmware: r.get(4)?,
+            })
+        })
+        .optional()
+    })
+    .ctx("reading a unit's identity")
+}
+
+/// An event as stored, without its hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub ts: String,
+    pub station: Option<String>,
+    pub kind: String,
+    pub unit: Option<String>,
+    pub data: String,
+}
+
+/// Streams the events of the given types with seq in `[from, to]`, in order.
+pub fn for_each_event_of_types<E: From<JournalError>>(
+    conn: &Connection,
+    from: i64,
+    to: i64,
+    types: &[&str],
+    mut each: impl FnMut(StoredEvent) -> Result<(), E>,
+) -> Result<(), E> {
+    let placeholders: Vec<String> = (0..types.len()).map(|i| format!("?{}", i + 3)).collect();
+    let sql = format!(
+        "SELECT seq, ts, station, type, unit, data FROM events
+         WHERE seq BETWEEN ?1 AND ?2 AND type IN ({}) ORDER BY seq",
+        placeholders.join(", ")
+    );
+    let mut stmt = conn.prepare(&sql).ctx("reading events")?;
+    let mut params: Vec<&dyn rusqlite::ToSql> = vec![&from, &to];
+    for t in types {
+        params.push(t);
+    }
+    let mut rows = stmt.query(params.as_slice()).ctx("reading events")?;
+    while let Some(r) = rows.next().ctx("reading events")? {
+        let ev = (|| {
+            Ok::<_, rusqlite::Error>(StoredEvent {
+                seq: r.get(0)?,
+                ts: r.get(1)?,
+                station: r.get(2)?,
+                kind: r.get(3)?,
+                unit: r.get(4)?,
+                data: r.get(5)?,
+            })
+        })()
+        .ctx("reading an event")?;
+        each(ev)?;
+    }
+    Ok(())
+}

@@ -47,10 +47,6 @@ fn sources() -> Vec<(String, String)> {
         .collect()
 }
 
-/// Files still holding SQL outside `journal/`, to be moved there (issue 14).
-/// The list only shrinks: a file that no longer needs its place fails too.
-const SQL_NOT_YET_IN_JOURNAL: &[&str] = &["src/epcis.rs"];
-
 fn has_sql(code: &str) -> bool {
     const SQL: [&str; 9] = [
         "\"SELECT ",
@@ -68,26 +64,14 @@ fn has_sql(code: &str) -> bool {
 
 #[test]
 fn sql_and_rusqlite_live_only_in_journal() {
-    let mut offenders = Vec::new();
-    let mut listed_but_clean = Vec::new();
-    for (path, code) in sources() {
-        if path.starts_with("src/journal/") {
-            continue;
-        }
-        let listed = SQL_NOT_YET_IN_JOURNAL.contains(&path.as_str());
-        match (has_sql(&code), listed) {
-            (true, false) => offenders.push(path),
-            (false, true) => listed_but_clean.push(path),
-            _ => {}
-        }
-    }
+    let offenders: Vec<String> = sources()
+        .into_iter()
+        .filter(|(path, code)| !path.starts_with("src/journal/") && has_sql(code))
+        .map(|(path, _)| path)
+        .collect();
     assert!(
         offenders.is_empty(),
         "SQL or rusqlite outside src/journal/ (ARCHITECTURE.md: only journal/ writes SQL; add a named function there): {offenders:?}"
-    );
-    assert!(
-        listed_but_clean.is_empty(),
-        "these files hold no SQL any more: take them off SQL_NOT_YET_IN_JOURNAL: {listed_but_clean:?}"
     );
 }
 
