@@ -18,16 +18,11 @@ use crate::gs1::{Gtin, Level};
 use crate::ids::grant::parse_public_key;
 use crate::ids::GrantPolicy;
 use crate::ids::NamespaceKey;
+use crate::protocol::Verb;
 pub use raw::RawConfig;
 
 /// The commented example config, also the built-in default of `linemark demo`.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/linemark.toml");
-
-/// Verbs a station may be allowed (SPEC section 4).
-pub const VERBS: &[&str] = &[
-    "HELLO", "PING", "STATUS", "ALLOC", "BIND", "RESULT", "FINAL", "REPRINT", "VERIFY", "SCRAP",
-    "SHIP", "REPLACE",
-];
 
 /// A configuration problem: where, which key, what is wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,8 +121,8 @@ pub struct Station {
     pub stop_bits: u8,
     pub flow_control: FlowControl,
     pub checksum: ChecksumPolicy,
-    /// Upper-case verbs.
-    pub allow: Vec<String>,
+    /// The verbs this station may use.
+    pub allow: Vec<Verb>,
     /// The steps this station records, from `step` and `steps`; the first
     /// is used when a frame names none. A frame's `step=` must be one of
     /// them. Empty: the frame must name the step (FINAL defaults to
@@ -816,14 +811,14 @@ impl Validator<'_> {
         };
         let mut allow = Vec::new();
         for (j, v) in s.allow.iter().enumerate() {
-            let up = v.to_ascii_uppercase();
-            if !VERBS.contains(&up.as_str()) {
+            let Some(verb) = Verb::parse(v) else {
+                let known: Vec<&str> = Verb::ALL.iter().map(|v| v.as_str()).collect();
                 return Err(self.err(
                     &[K("station"), I(i), K("allow"), I(j)],
-                    format!("{v:?} is not a verb; known verbs: {}", VERBS.join(", ")),
+                    format!("{v:?} is not a verb; known verbs: {}", known.join(", ")),
                 ));
-            }
-            allow.push(up);
+            };
+            allow.push(verb);
         }
         let mut steps = Vec::new();
         if let Some(step) = &s.step {
@@ -1155,7 +1150,7 @@ start = "22:00"
 end = "06:00"
 "#;
         let c = parse(&format!("{MINIMAL}{extra}")).unwrap();
-        assert_eq!(c.stations[0].allow, vec!["FINAL", "STATUS"]);
+        assert_eq!(c.stations[0].allow, vec![Verb::Final, Verb::Status]);
         assert_eq!(
             c.stations[0].port,
             StationPort::Tcp("127.0.0.1:7003".into())

@@ -343,7 +343,7 @@ impl StatusParts {
                 .ids_left
                 .load(std::sync::atomic::Ordering::Acquire),
             self.hub.total_queued(),
-            self.sync.word()
+            self.sync.state().as_str()
         )
     }
 }

@@ -11,6 +11,10 @@ use std::time::Duration;
 /// A connection to the service manager, if there is one.
 pub struct Notifier {
     socket: Option<(UnixDatagram, String)>,
+    /// Set with `STOPPING=1`: nothing is sent after it (a watchdog probe
+    /// finishing during the stop must not look like a live daemon). The
+    /// lock orders a send against the stop.
+    stopping: std::sync::Mutex<bool>,
 }
 
 impl Notifier {
@@ -20,7 +24,10 @@ impl Notifier {
             let sock = UnixDatagram::unbound().ok()?;
             Some((sock, path))
         });
-        Notifier { socket }
+        Notifier {
+            socket,
+            stopping: Default::default(),
+        }
     }
 
     /// To an explicit socket path (tests, or a supervisor other than systemd).
@@ -29,12 +36,16 @@ impl Notifier {
             socket: UnixDatagram::unbound()
                 .ok()
                 .map(|s| (s, path.display().to_string())),
+            stopping: Default::default(),
         }
     }
 
     /// No service manager.
     pub fn none() -> Notifier {
-        Notifier { socket: None }
+        Notifier {
+            socket: None,
+            stopping: Default::default(),
+        }
     }
 
     pub fn enabled(&self) -> bool {
@@ -46,6 +57,15 @@ impl Notifier {
         let Some((sock, path)) = &self.socket else {
             return;
         };
+        let Ok(mut stopping) = self.stopping.lock() else {
+            return;
+        };
+        if *stopping {
+            return;
+        }
+        if msg.starts_with("STOPPING=1") {
+            *stopping = true;
+        }
         let r = if let Some(name) = path.strip_prefix('@') {
             abstract_addr(name).and_then(|a| sock.send_to_addr(msg.as_bytes(), &a))
         } else {
@@ -80,4 +100,28 @@ fn abstract_addr(name: &str) -> std::io::Result<std::os::unix::net::SocketAddr> 
 #[cfg(not(target_os = "linux"))]
 fn abstract_addr(_name: &str) -> std::io::Result<std::os::unix::net::SocketAddr> {
     Err(std::io::Error::other("abstract sockets need Linux"))
+}
+
+#[cfg(test)]
+mod stopping_tests {
+    use super::*;
+
+    #[test]
+    fn nothing_is_sent_after_stopping() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify.sock");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let n = Notifier::to_path(&path);
+        for m in ["WATCHDOG=1", "STOPPING=1", "WATCHDOG=1\nSTATUS=late"] {
+            n.send(m);
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while let Ok(k) = sock.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..k]).into_owned());
+        }
+        assert_eq!(got, vec!["WATCHDOG=1", "STOPPING=1"]);
+    }
 }

@@ -10,6 +10,46 @@ use rusqlite::{params, OptionalExtension};
 use super::writer::WriteTx;
 use super::{JournalError, SqlContext};
 
+/// Where a unit stands, as the `units.state` column keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnitStatus {
+    Allocated,
+    Passed,
+    Failed,
+    Scrapped,
+}
+
+impl UnitStatus {
+    pub const ALL: [UnitStatus; 4] = [
+        UnitStatus::Allocated,
+        UnitStatus::Passed,
+        UnitStatus::Failed,
+        UnitStatus::Scrapped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UnitStatus::Allocated => "allocated",
+            UnitStatus::Passed => "passed",
+            UnitStatus::Failed => "failed",
+            UnitStatus::Scrapped => "scrapped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<UnitStatus> {
+        UnitStatus::ALL.into_iter().find(|u| u.as_str() == s)
+    }
+}
+
+impl rusqlite::types::FromSql for UnitStatus {
+    fn column_result(v: rusqlite::types::ValueRef<'_>) -> rusqlite::types::FromSqlResult<Self> {
+        let s = v.as_str()?;
+        UnitStatus::parse(s).ok_or_else(|| {
+            rusqlite::types::FromSqlError::Other(format!("unknown unit state {s:?}").into())
+        })
+    }
+}
+
 /// What the rules need to know about a unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnitState {
@@ -19,8 +59,7 @@ pub struct UnitState {
     pub gtin: String,
     pub level: String,
     pub lot: Option<String>,
-    /// `allocated`, `passed`, `failed` or `scrapped`.
-    pub state: String,
+    pub state: UnitStatus,
     pub shipment: Option<String>,
 }
 
@@ -207,7 +246,12 @@ impl WriteTx<'_> {
             .and_then(|mut s| {
                 s.execute(params![
                     idx,
-                    if passed { "passed" } else { "failed" },
+                    if passed {
+                        UnitStatus::Passed
+                    } else {
+                        UnitStatus::Failed
+                    }
+                    .as_str(),
                     seq,
                     ts
                 ])

@@ -17,6 +17,7 @@ use serde_json::{json, Value};
 
 use crate::config::{Config, Station};
 use crate::gs1::{self, Gtin, Identity};
+use crate::journal::units::UnitStatus;
 use crate::journal::{
     AllocError, AllocRequest, EventType, Journal, JournalError, NewEvent, WriteTx,
 };
@@ -59,11 +60,36 @@ impl PrinterStatus for NoPrinters {
     fn job_queued(&self, _printer: &str) {}
 }
 
+/// Where the upstream sync stands, as STATUS, the web page and metrics
+/// report it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamState {
+    /// Syncing (or waiting for its schedule).
+    Ok,
+    /// The central store answered 409: nothing is sent until `--resume`.
+    Halted,
+    /// The upstream could not be set up (see the log).
+    Error,
+    /// No `[upstream]` configured.
+    Off,
+}
+
+impl UpstreamState {
+    /// The word on the wire: `sync=ok|halted|error|off`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamState::Ok => "ok",
+            UpstreamState::Halted => "halted",
+            UpstreamState::Error => "error",
+            UpstreamState::Off => "off",
+        }
+    }
+}
+
 /// What STATUS reports about the upstream sync (kept by `sync`, which
 /// implements this; `line` does not depend on it).
 pub trait SyncWord: Send + Sync {
-    /// `ok`, `halted`, `error` or `off`.
-    fn word(&self) -> &'static str;
+    fn state(&self) -> UpstreamState;
 }
 
 /// Sync as it is before any sync task reports: `off` without `[upstream]`.
@@ -72,11 +98,11 @@ struct SyncNotStarted {
 }
 
 impl SyncWord for SyncNotStarted {
-    fn word(&self) -> &'static str {
+    fn state(&self) -> UpstreamState {
         if self.configured {
-            "ok"
+            UpstreamState::Ok
         } else {
-            "off"
+            UpstreamState::Off
         }
     }
 }
@@ -128,13 +154,18 @@ impl Line {
     /// failures become `E_STORAGE` and change nothing.
     pub async fn handle(&self, station: &Station, req: Request) -> Response {
         let verb = req.verb.as_str();
-        if !station.allow.iter().any(|v| v == verb) {
+        if !station.allow.contains(&req.verb) {
             return Response::err(
                 ErrorCode::NotAllowed,
                 format!(
                     "station {} may not use {verb} (allow in the config: {})",
                     station.name,
-                    station.allow.join(",")
+                    station
+                        .allow
+                        .iter()
+                        .map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
                 ),
             );
         }
@@ -183,7 +214,7 @@ impl Line {
                     ("ids_left", left.to_string()),
                     ("printer", state),
                     ("queued", queued.to_string()),
-                    ("sync", self.sync.word().to_string()),
+                    ("sync", self.sync.state().as_str().to_string()),
                     (
                         "storage",
                         if self.journal.shared().storage_fault().is_some() {
@@ -352,7 +383,7 @@ fn known_unit(tx: &WriteTx<'_>, unit: &str) -> Result<crate::journal::units::Uni
 }
 
 fn not_scrapped(u: &crate::journal::units::UnitState) -> Result<(), LineError> {
-    if u.state == "scrapped" {
+    if u.state == UnitStatus::Scrapped {
         return Err(refuse(
             ErrorCode::Scrapped,
             format!("unit {} is scrapped", u.unit),
@@ -432,7 +463,7 @@ fn apply(
         } => {
             let u = known_unit(tx, &unit)?;
             not_scrapped(&u)?;
-            if u.state == "passed" {
+            if u.state == UnitStatus::Passed {
                 return Err(refuse(
                     ErrorCode::AlreadyFinal,
                     format!("unit {unit} already passed final test; use REPRINT for a new label"),
@@ -503,8 +534,8 @@ fn apply(
         Command::Verify { unit, scan } => verify(tx, cfg, station, &unit, &scan),
         Command::Ship { unit, shipment, to } => {
             let u = known_unit(tx, &unit)?;
-            if u.state != "passed" {
-                let why = if u.state == "scrapped" {
+            if u.state != UnitStatus::Passed {
+                let why = if u.state == UnitStatus::Scrapped {
                     "is scrapped"
                 } else {
                     "has not passed final test"
@@ -587,7 +618,7 @@ fn reprint(
 ) -> Result<i64, LineError> {
     let u = known_unit(tx, unit)?;
     not_scrapped(&u)?;
-    if u.state != "passed" {
+    if u.state != UnitStatus::Passed {
         return Err(refuse(
             ErrorCode::Route,
             format!("unit {unit} has not passed final test: no label before FINAL PASS"),
@@ -613,7 +644,7 @@ fn scrap(
         station: station.map(str::to_string),
         actor: actor.to_string(),
         unit: Some(unit.to_string()),
-        data: json!({"reason": reason, "previous_state": u.state}),
+        data: json!({"reason": reason, "previous_state": u.state.as_str()}),
     })?;
     tx.set_scrapped(u.idx, ev.seq, reason)?;
     Ok(())

@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::journal::Reader;
+use crate::line::UpstreamState;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, SyncMode, TokenSource};
@@ -104,8 +105,8 @@ pub struct SyncStatus {
 }
 
 impl crate::line::SyncWord for SyncStatus {
-    fn word(&self) -> &'static str {
-        SyncStatus::word(self)
+    fn state(&self) -> UpstreamState {
+        SyncStatus::state(self)
     }
 }
 
@@ -116,17 +117,17 @@ impl SyncStatus {
         s
     }
 
-    /// `off` (no upstream), `error` (the upstream set-up failed: see the
-    /// log), `halted`, or `ok`.
-    pub fn word(&self) -> &'static str {
+    /// Off (no upstream), error (the upstream set-up failed: see the
+    /// log), halted, or ok.
+    pub fn state(&self) -> UpstreamState {
         if !self.configured.load(Ordering::Acquire) {
-            "off"
+            UpstreamState::Off
         } else if self.broken.load(Ordering::Acquire) {
-            "error"
+            UpstreamState::Error
         } else if self.halted.load(Ordering::Acquire) {
-            "halted"
+            UpstreamState::Halted
         } else {
-            "ok"
+            UpstreamState::Ok
         }
     }
 
@@ -572,7 +573,7 @@ impl DaemonSync {
                 block_next = self.maybe_request_block(&mut block_backoff).await;
             }
             if due.is_some_and(|d| now >= d) {
-                if self.status.word() != "halted" {
+                if self.status.state() != UpstreamState::Halted {
                     self.sync_once(&shutdown).await;
                     self.refresh(&mut halt_logged).await;
                 }
@@ -721,9 +722,9 @@ mod tests {
     #[test]
     fn status_word_follows_the_state() {
         let s = SyncStatus::new(false);
-        assert_eq!(s.word(), "off");
+        assert_eq!(s.state(), UpstreamState::Off);
         let s = SyncStatus::new(true);
-        assert_eq!(s.word(), "ok");
+        assert_eq!(s.state(), UpstreamState::Ok);
         s.update(&SyncState {
             acked_through: 5,
             halt: Some(Halt {
@@ -735,7 +736,7 @@ mod tests {
             }),
             ..SyncState::default()
         });
-        assert_eq!(s.word(), "halted");
+        assert_eq!(s.state(), UpstreamState::Halted);
         assert_eq!(s.acked_through(), 5);
         assert_eq!(s.halt_reason().as_deref(), Some("chain mismatch"));
     }

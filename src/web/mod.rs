@@ -192,7 +192,7 @@ fn status_of(state: &WebState) -> pages::Status {
         last_seq,
         stations,
         printers,
-        sync: state.sync.word().to_string(),
+        sync: state.sync.state().as_str().to_string(),
         sync_lag: if state.config.upstream.is_some() {
             (last_seq - state.sync.acked_through()).max(0)
         } else {
@@ -268,7 +268,7 @@ async fn metrics_text(State(state): State<WebState>) -> Response {
         ids_left: status.ids_left,
         sync_configured: state.config.upstream.is_some(),
         sync_lag: status.sync_lag,
-        sync_halted: status.sync == "halted",
+        sync_halted: state.sync.state() == crate::line::UpstreamState::Halted,
         storage_errors: shared.storage_errors.load(Ordering::Relaxed),
         storage_ok: shared.storage_fault().is_none(),
         web_actions: state
