@@ -17,4 +17,5 @@ mod shipments;
 mod stations;
 mod sync;
 mod tidy;
+mod transcripts;
 mod web;
