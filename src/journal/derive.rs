@@ -550,6 +550,18 @@ fn unit_event(r: &rusqlite::Row<'_>, codec: &IdCodec) -> Result<(i64, UnitEvent)
     ))
 }
 
+/// A stored row of a unit that has no events at all.
+fn orphan(t: &Table, row: &[Value]) -> DeriveError {
+    DeriveError::Differs(Difference {
+        table: t.name,
+        key: key_of(t, row),
+        column: "(row)".into(),
+        stored: "a row".into(),
+        derived: "no such row (the unit has no events)".into(),
+        seq: 0,
+    })
+}
+
 const UNIT_EVENTS: &str = "SELECT seq, ts, station, type, unit, data, unit_idx FROM events";
 
 /// Every unit's rows in every per-unit table, and the tables that are not
@@ -624,14 +636,7 @@ pub fn check_all(conn: &Connection, codec: &IdCodec) -> Result<(), DeriveError> 
                             Ordering::Less => {
                                 // A row of a unit that has no events at all.
                                 let row = peeked[i].take().unwrap_or_default();
-                                return Err(DeriveError::Differs(Difference {
-                                    table: t.name,
-                                    key: key_of(t, &row),
-                                    column: "(row)".into(),
-                                    stored: "a row".into(),
-                                    derived: "no such row (the unit has no events)".into(),
-                                    seq: 0,
-                                }));
+                                return Err(orphan(t, &row));
                             }
                             Ordering::Equal => {
                                 let next = match cursors[i].next().ctx("reading a state table")? {
@@ -658,14 +663,7 @@ pub fn check_all(conn: &Connection, codec: &IdCodec) -> Result<(), DeriveError> 
     }
     for (t, row) in TABLES.iter().zip(peeked) {
         if let Some(row) = row {
-            return Err(DeriveError::Differs(Difference {
-                table: t.name,
-                key: key_of(t, &row),
-                column: "(row)".into(),
-                stored: "a row".into(),
-                derived: "no such row (the unit has no events)".into(),
-                seq: 0,
-            }));
+            return Err(orphan(t, &row));
         }
     }
     check_blocks(conn)?;
