@@ -709,9 +709,53 @@ pub fn check_recent(conn: &Connection, codec: &IdCodec, recent: i64) -> Result<u
             compare(t, &stored, &derived[i], last).map_err(DeriveError::Differs)?;
         }
     }
+    check_rows_have_events(conn)?;
     check_blocks(conn)?;
     check_requests(conn)?;
     Ok(units.len())
+}
+
+/// Every state row names the event that made it (by seq), and that event
+/// is of the row's own unit: a row added for a unit that has no events, or
+/// one made to look older, is found without rebuilding every unit. One
+/// lookup by primary key per row.
+fn check_rows_have_events(conn: &Connection) -> Result<(), DeriveError> {
+    const MADE_BY: [(usize, &str); 7] = [
+        (UNITS, "allocated_seq"),
+        (BINDINGS, "seq"),
+        (LOTS, "seq"),
+        (CHILDREN, "linked_seq"),
+        (TESTS, "seq"),
+        (LABELS, "queued_seq"),
+        (SHIPPED, "seq"),
+    ];
+    for (i, seq_col) in MADE_BY {
+        let t = &TABLES[i];
+        let cols: Vec<String> = t.cols.iter().map(|c| format!("r.{c}")).collect();
+        let sql = format!(
+            "SELECT {} FROM {} r WHERE NOT EXISTS
+               (SELECT 1 FROM events e WHERE e.seq = r.{seq_col} AND e.unit_idx = r.{}) LIMIT 1",
+            cols.join(", "),
+            t.name,
+            t.cols[0]
+        );
+        let mut stmt = conn
+            .prepare(&sql)
+            .ctx("checking state rows against events")?;
+        let mut rows = stmt.query([]).ctx("checking state rows against events")?;
+        if let Some(r) = rows.next().ctx("checking state rows against events")? {
+            let row = read_row(r, t.cols.len())?;
+            return Err(DeriveError::Differs(Difference {
+                table: t.name,
+                key: key_of(t, &row),
+                column: seq_col.to_string(),
+                stored: "a row".into(),
+                derived: "no such row (no event of this unit made it)".into(),
+                seq: 0,
+            }));
+        }
+    }
+    Ok(())
 }
 
 fn check_tables_known(conn: &Connection) -> Result<(), DeriveError> {

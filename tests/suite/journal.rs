@@ -477,6 +477,11 @@ async fn edited_state_tables_fail_verify_by_row_and_column_and_the_daemon_refuse
         // (At open, the high-water file puts the allocator back past every
         // ID it may have issued, so the daemon serves this one repaired.)
         (
+            "INSERT INTO bindings (unit_idx, field, value, seq) VALUES (999999, 'serial', 'GHOST', 1)".to_string(),
+            "DELETE FROM bindings WHERE unit_idx = 999999".to_string(),
+            vec!["table bindings", "unit_idx=999999", "the unit has no events"],
+        ),
+        (
             "CREATE TABLE notes (x TEXT)".to_string(),
             "DROP TABLE notes".to_string(),
             vec!["\"notes\"", "no such table"],
