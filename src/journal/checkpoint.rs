@@ -27,10 +27,10 @@ const PASSIVE_EVERY: Duration = Duration::from_secs(2);
 /// connection.
 pub(crate) const WAL_LIMIT: u64 = 8 << 20;
 /// Disk space held back for recovering from a full disk.
-pub(crate) const RESERVE: u64 = 16 << 20;
+const RESERVE: u64 = 16 << 20;
 
 /// The reserve file's path beside the journal.
-pub(crate) fn reserve_path(db: &Path) -> PathBuf {
+fn reserve_path(db: &Path) -> PathBuf {
     db.with_file_name("linemark.reserve")
 }
 
@@ -102,10 +102,11 @@ pub(crate) fn spawn(
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let db = db.to_path_buf();
     let reserve = reserve_path(&db);
-    make_reserve(&reserve);
     let t = std::thread::Builder::new()
         .name("journal-checkpoint".into())
         .spawn(move || {
+            // Off the open path: writing the reserve takes an fsync of 16 MiB.
+            make_reserve(&reserve);
             let mut last_passive = Instant::now();
             while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(TICK) {
                 let fault = shared.storage_fault();

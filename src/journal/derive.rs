@@ -205,6 +205,8 @@ struct UnitEvent {
 struct Blocks {
     /// (start, count, block_id)
     held: Vec<(u64, u64, String)>,
+    /// Each BLOCK_IMPORTED event, in import order: (seq, data).
+    imports: Vec<(i64, Json)>,
 }
 
 impl Blocks {
@@ -226,6 +228,7 @@ impl Blocks {
                 return Err(bad(seq, "BLOCK_IMPORTED without block_id, start and count"));
             };
             out.held.push((start, count, id.to_string()));
+            out.imports.push((seq, v));
         }
         Ok(out)
     }
@@ -666,7 +669,7 @@ pub fn check_all(conn: &Connection, codec: &IdCodec) -> Result<(), DeriveError> 
             return Err(orphan(t, &row));
         }
     }
-    check_blocks(conn)?;
+    check_blocks(conn, &blocks)?;
     check_requests(conn)?;
     Ok(())
 }
@@ -710,7 +713,7 @@ pub fn check_recent(conn: &Connection, codec: &IdCodec, recent: i64) -> Result<u
         }
     }
     check_rows_have_events(conn)?;
-    check_blocks(conn)?;
+    check_blocks(conn, &blocks)?;
     check_requests(conn)?;
     Ok(units.len())
 }
@@ -791,14 +794,8 @@ fn check_tables_known(conn: &Connection) -> Result<(), DeriveError> {
 
 /// Blocks in import order against the BLOCK_IMPORTED events; the allocator's
 /// position must be past every ID allocated from the block.
-fn check_blocks(conn: &Connection) -> Result<(), DeriveError> {
-    let mut ev = conn
-        .prepare("SELECT seq, data FROM events WHERE type = 'BLOCK_IMPORTED' ORDER BY seq")
-        .ctx("reading block imports")?;
-    let imports: Vec<(i64, String)> = ev
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .and_then(|m| m.collect::<Result<_, _>>())
-        .ctx("reading block imports")?;
+fn check_blocks(conn: &Connection, blocks: &Blocks) -> Result<(), DeriveError> {
+    let imports = &blocks.imports;
     let mut st = conn
         .prepare("SELECT ordinal, block_id, start, count, namespace, key_id, issuer, issued_at, imported_seq, used, reserved FROM blocks ORDER BY ordinal")
         .ctx("reading blocks")?;
@@ -836,8 +833,7 @@ fn check_blocks(conn: &Connection) -> Result<(), DeriveError> {
             0,
         ));
     }
-    for (i, ((seq, data), row)) in imports.iter().zip(&stored).enumerate() {
-        let d: Json = serde_json::from_str(data).map_err(|e| bad(*seq, e.to_string()))?;
+    for (i, ((seq, d), row)) in imports.iter().zip(&stored).enumerate() {
         let num = |k: &str| d[k].as_i64().map_or(Value::Null, Value::Integer);
         let want = [
             Value::Integer(i as i64),
@@ -1013,6 +1009,7 @@ mod tests {
     fn replay_sets_each_tables_rows_from_the_events() {
         let blocks = Blocks {
             held: vec![(0, 100, "blk".into())],
+            imports: Vec::new(),
         };
         let events = vec![
             ev(

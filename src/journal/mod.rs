@@ -357,11 +357,7 @@ impl Journal {
             reserve_ahead: opts.reserve_ahead,
             low_water: opts.low_water,
             hw_path,
-            wal_path: {
-                let mut w = opts.db_path.as_os_str().to_owned();
-                w.push("-wal");
-                PathBuf::from(w)
-            },
+            wal_path: wal_path(&opts.db_path),
         };
         let mut st = WriterState {
             head: load_head(&conn)?,
@@ -561,12 +557,11 @@ pub fn open_read_only(path: &Path) -> Result<Connection, JournalError> {
     let (conn, version) = match open(false) {
         Ok(x) => x,
         Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::CannotOpen) => {
-            let mut wal = path.as_os_str().to_owned();
-            wal.push("-wal");
+            let wal = wal_path(path);
             if std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0) {
                 return Err(JournalError::Open {
                     path: path.to_path_buf(),
-                    message: format!("{e}; the file system is read-only and {} holds changes not yet in the journal file, which cannot be read from here: copy both files to writable storage, or take a `linemark backup` (one self-contained file) for read-only media", std::path::Path::new(&wal).display()),
+                    message: format!("{e}; the file system is read-only and {} holds changes not yet in the journal file, which cannot be read from here: copy both files to writable storage, or take a `linemark backup` (one self-contained file) for read-only media", wal.display()),
                 });
             }
             open(true).map_err(open_error)?
@@ -586,6 +581,13 @@ pub fn open_read_only(path: &Path) -> Result<Connection, JournalError> {
         });
     }
     Ok(conn)
+}
+
+/// SQLite's write-ahead log beside the journal `db`.
+pub(crate) fn wal_path(db: &Path) -> PathBuf {
+    let mut w = db.as_os_str().to_owned();
+    w.push("-wal");
+    PathBuf::from(w)
 }
 
 /// Writes 4 KiB and fsyncs them: the size of a small commit.

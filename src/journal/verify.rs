@@ -216,11 +216,7 @@ pub fn check_anchors(conn: &Connection, anchors: &[Anchor]) -> Result<(), Verify
             ));
         }
         let Some(want) = &a.hash else { continue };
-        let have: String = conn
-            .query_row("SELECT hash FROM events WHERE seq = ?1", [a.seq], |r| {
-                r.get(0)
-            })
-            .ctx("reading an anchored event")?;
+        let have = super::query::hash_at(conn, a.seq)?.unwrap_or_default();
         if &have != want {
             return Err(fail(
                 a.seq,

@@ -437,24 +437,15 @@ fn run_batch(
             broken = Some(e);
         }
     }
-    if let Some(e) = broken {
-        tracing::error!(error = %e, jobs = replies.len(), "journal transaction failed; every job in it is answered with the error and nothing of it is kept");
-        shared.storage_failed(&e.to_string());
-        if !conn.is_autocommit() {
-            let _ = conn.execute_batch("ROLLBACK");
+    let mut outcome: Result<(), JournalError> = match broken {
+        Some(e) => {
+            tracing::error!(error = %e, jobs = replies.len(), "journal transaction failed; every job in it is answered with the error and nothing of it is kept");
+            st.bumps.clear();
+            Err(e)
         }
-        st.head = committed;
-        st.bumps.clear();
-        shared
-            .jobs
-            .fetch_add(replies.len() as u64, Ordering::Relaxed);
-        for reply in replies {
-            reply(Err(e.clone()));
-        }
-        return;
-    }
-    let mut outcome: Result<(), JournalError> = Ok(());
-    if !st.bumps.is_empty() {
+        None => Ok(()),
+    };
+    if outcome.is_ok() && !st.bumps.is_empty() {
         for (b, m) in st.bumps.drain(..) {
             st.hw.raise(&b, m);
         }
@@ -468,7 +459,9 @@ fn run_batch(
         shared.commit_latency.observe(t.elapsed());
     }
     if let Err(e) = &outcome {
-        let _ = conn.execute_batch("ROLLBACK");
+        if !conn.is_autocommit() {
+            let _ = conn.execute_batch("ROLLBACK");
+        }
         shared.storage_failed(&e.to_string());
         st.head = committed;
     } else {

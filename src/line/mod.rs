@@ -88,7 +88,7 @@ impl UpstreamState {
 
 /// What STATUS reports about the upstream sync (kept by `sync`, which
 /// implements this; `line` does not depend on it).
-pub trait SyncWord: Send + Sync {
+pub trait UpstreamStatus: Send + Sync {
     fn state(&self) -> UpstreamState;
 }
 
@@ -97,7 +97,7 @@ struct SyncNotStarted {
     configured: bool,
 }
 
-impl SyncWord for SyncNotStarted {
+impl UpstreamStatus for SyncNotStarted {
     fn state(&self) -> UpstreamState {
         if self.configured {
             UpstreamState::Ok
@@ -120,7 +120,7 @@ pub struct Line {
     config: Arc<Config>,
     journal: Journal,
     printers: Arc<dyn PrinterStatus>,
-    sync: Arc<dyn SyncWord>,
+    sync: Arc<dyn UpstreamStatus>,
 }
 
 impl Line {
@@ -137,7 +137,7 @@ impl Line {
     }
 
     /// STATUS reports this sync state (`sync=ok|halted|error|off`).
-    pub fn with_sync_status(mut self, sync: Arc<dyn SyncWord>) -> Self {
+    pub fn with_sync_status(mut self, sync: Arc<dyn UpstreamStatus>) -> Self {
         self.sync = sync;
         self
     }
@@ -170,22 +170,15 @@ impl Line {
             );
         }
         if !req.verb.is_mutating() {
-            let known: &[&str] = if req.verb == Verb::Hello {
-                &["fw", "req"]
+            let (known, takes): (&[&str], &str) = if req.verb == Verb::Hello {
+                (&["fw", "req"], "fw= only")
             } else {
-                &["req"]
+                (&["req"], "no fields")
             };
             if let Some((k, _)) = req.fields().find(|(k, _)| !known.contains(k)) {
                 return Response::err(
                     ErrorCode::BadFrame,
-                    format!(
-                        "{verb} does not take {k}= (it takes {})",
-                        if req.verb == Verb::Hello {
-                            "fw= only"
-                        } else {
-                            "no fields"
-                        }
-                    ),
+                    format!("{verb} does not take {k}= (it takes {takes})"),
                 );
             }
         }

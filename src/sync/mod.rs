@@ -104,7 +104,7 @@ pub struct SyncStatus {
     reason: Mutex<Option<String>>,
 }
 
-impl crate::line::SyncWord for SyncStatus {
+impl crate::line::UpstreamStatus for SyncStatus {
     fn state(&self) -> UpstreamState {
         SyncStatus::state(self)
     }
