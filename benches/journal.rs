@@ -112,6 +112,12 @@ fn bench(c: &mut Criterion) {
     g.bench_function("journal verify (200k events)", |b| {
         b.iter(|| journal::verify::verify(&conn, &codec, |_, _| {}).expect("clean journal"))
     });
+    // What the daemon checks at start on the same journal: the units of
+    // the last 20,000 events rebuilt, and every state row against its event.
+    g.throughput(Throughput::Elements(EVENTS));
+    g.bench_function("daemon start-up check (200k units)", |b| {
+        b.iter(|| journal::derive::check_recent(&conn, &codec, 20_000).expect("consistent"))
+    });
     g.finish();
 }
 
