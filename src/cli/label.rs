@@ -51,7 +51,8 @@ pub fn run(config: &Path, cmd: LabelCommand) -> Result<(), CliError> {
     let p = cfg
         .product(&product)
         .ok_or_else(|| CliError::input(format!("no product {product:?} in {}", cfg.origin)))?;
-    let t = load_template(&cfg.templates_dir, &template, &cfg.resolver).map_err(CliError::input)?;
+    let t = load_template(&cfg.templates_dir, &template, &cfg.resolver)
+        .map_err(|e| CliError::input(e.to_string()))?;
     let unit = match unit {
         Some(u) => UnitId::parse(&u).map_err(CliError::input)?.to_string(),
         None => IdCodec::new(&cfg.ids.namespace_key).id_of(0).to_string(),

@@ -19,13 +19,35 @@ pub const BUILTIN_TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Why a product's label template cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("no template {path} (and no built-in template {name:?})")]
+    Missing { path: String, name: String },
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    /// The file does not parse, or a code on it cannot hold the worst-case
+    /// data.
+    #[error(transparent)]
+    Invalid(#[from] crate::label::LabelError),
+    #[error("{source_name} says name = {found:?}, but products refer to it as {name:?}")]
+    WrongName {
+        source_name: String,
+        found: String,
+        name: String,
+    },
+}
+
 /// Loads and checks `dir/name.toml` (or the built-in template of that name
 /// when the file does not exist).
 pub fn load_template(
     dir: &Path,
     name: &str,
     resolver: &str,
-) -> Result<crate::label::Template, String> {
+) -> Result<crate::label::Template, TemplateError> {
     let path = dir.join(format!("{name}.toml"));
     let (text, source) = match std::fs::read_to_string(&path) {
         Ok(t) => (t, path.display().to_string()),
@@ -33,23 +55,28 @@ pub fn load_template(
             match BUILTIN_TEMPLATES.iter().find(|(n, _)| *n == name) {
                 Some((_, t)) => (t.to_string(), format!("<built-in {name}>")),
                 None => {
-                    return Err(format!(
-                        "no template {} (and no built-in template {name:?})",
-                        path.display()
-                    ))
+                    return Err(TemplateError::Missing {
+                        path: path.display().to_string(),
+                        name: name.to_string(),
+                    })
                 }
             }
         }
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => {
+            return Err(TemplateError::Unreadable {
+                path: path.display().to_string(),
+                source: e,
+            })
+        }
     };
-    let t = crate::label::Template::parse(&text, &source).map_err(|e| e.to_string())?;
+    let t = crate::label::Template::parse(&text, &source)?;
     if t.name != name {
-        return Err(format!(
-            "{source} says name = {:?}, but products refer to it as {name:?}",
-            t.name
-        ));
+        return Err(TemplateError::WrongName {
+            source_name: source,
+            found: t.name,
+            name: name.to_string(),
+        });
     }
-    t.check_codes(&source, resolver)
-        .map_err(|e| e.to_string())?;
+    t.check_codes(&source, resolver)?;
     Ok(t)
 }

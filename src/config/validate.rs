@@ -4,7 +4,10 @@
 //! Owns: the checks and where an error points. Must not: open ports,
 //! sockets or journals (it reads only key files and templates).
 
+use std::collections::BTreeMap;
 use std::path::Path;
+
+use crate::label::Template;
 
 use super::*;
 
@@ -187,12 +190,67 @@ impl Validator<'_> {
     }
 
     pub(super) fn validate(&self, raw: RawConfig) -> Result<Config, ConfigError> {
-        use Seg::{Index as I, Key as K};
+        use Seg::Key as K;
         self.name(&[K("line_id")], &raw.line_id)?;
         self.text(&[K("facility")], &raw.facility, MAX_TEXT)?;
         self.text(&[K("resolver")], &raw.resolver, MAX_URL)?;
 
-        let r = raw.resolver.as_str();
+        self.resolver(&raw.resolver)?;
+
+        let timezone = jiff::tz::TimeZone::get(&raw.timezone).map_err(|_| {
+            self.err(
+                &[K("timezone")],
+                format!(
+                    "{:?} is not an IANA time zone (e.g. \"Europe/Berlin\")",
+                    raw.timezone
+                ),
+            )
+        })?;
+
+        let ids = self.ids(&raw.ids)?;
+
+        let templates_dir = self.path(&raw.templates_dir);
+        let (products, templates) = self.products(&raw.products, &templates_dir, &raw.resolver)?;
+
+        let printers = self.printers(&raw.printers)?;
+
+        let mut stations: Vec<Station> = Vec::new();
+        for (i, s) in raw.stations.iter().enumerate() {
+            stations.push(self.station(i, s, &printers, &stations)?);
+        }
+
+        let upstream = raw
+            .upstream
+            .as_ref()
+            .map(|u| self.upstream(u))
+            .transpose()?;
+        let web = self.web(&raw.web)?;
+
+        let shifts = self.shifts(&raw.shifts)?;
+
+        Ok(Config {
+            origin: self.origin.to_string(),
+            line_id: raw.line_id,
+            facility: raw.facility,
+            data_dir: self.path(&raw.data_dir),
+            resolver: raw.resolver,
+            timezone,
+            timezone_name: raw.timezone,
+            templates_dir,
+            ids,
+            products,
+            stations,
+            printers,
+            upstream,
+            web,
+            shifts,
+            templates,
+        })
+    }
+
+    /// `resolver`: a plain http(s) base URL the Digital Link path is appended to.
+    fn resolver(&self, r: &str) -> Result<(), ConfigError> {
+        use Seg::Key as K;
         if !(r.starts_with("https://") || r.starts_with("http://")) {
             return Err(self.err(
                 &[K("resolver")],
@@ -211,23 +269,20 @@ impl Validator<'_> {
                 format!("{r:?} must be a plain base URL with a host and no query"),
             ));
         }
+        Ok(())
+    }
 
-        let timezone = jiff::tz::TimeZone::get(&raw.timezone).map_err(|_| {
-            self.err(
-                &[K("timezone")],
-                format!(
-                    "{:?} is not an IANA time zone (e.g. \"Europe/Berlin\")",
-                    raw.timezone
-                ),
-            )
-        })?;
-
-        let ids = self.ids(&raw.ids)?;
-
-        let templates_dir = self.path(&raw.templates_dir);
+    /// `[[product]]`s and the label templates they name (loaded once each).
+    fn products(
+        &self,
+        raw: &[raw::RawProduct],
+        templates_dir: &Path,
+        resolver: &str,
+    ) -> Result<(Vec<Product>, BTreeMap<String, Template>), ConfigError> {
+        use Seg::{Index as I, Key as K};
         let mut templates = std::collections::BTreeMap::new();
         let mut products: Vec<Product> = Vec::new();
-        for (i, p) in raw.products.iter().enumerate() {
+        for (i, p) in raw.iter().enumerate() {
             let at = |k| [K("product"), I(i), K(k)];
             self.name(&at("key"), &p.key)?;
             if products.iter().any(|q| q.key == p.key) {
@@ -242,8 +297,8 @@ impl Validator<'_> {
             })?;
             self.name(&at("template"), &p.template)?;
             if !templates.contains_key(&p.template) {
-                let t = load_template(&templates_dir, &p.template, &raw.resolver)
-                    .map_err(|m| self.err(&at("template"), m))?;
+                let t = load_template(templates_dir, &p.template, resolver)
+                    .map_err(|e| self.err(&at("template"), e.to_string()))?;
                 templates.insert(p.template.clone(), t);
             }
             for (j, s) in p.required_steps.iter().enumerate() {
@@ -257,9 +312,14 @@ impl Validator<'_> {
                 required_steps: p.required_steps.clone(),
             });
         }
+        Ok((products, templates))
+    }
 
+    /// `[[printer]]`s: unique names and a driver URL.
+    fn printers(&self, raw: &[raw::RawPrinter]) -> Result<Vec<Printer>, ConfigError> {
+        use Seg::{Index as I, Key as K};
         let mut printers: Vec<Printer> = Vec::new();
-        for (i, p) in raw.printers.iter().enumerate() {
+        for (i, p) in raw.iter().enumerate() {
             let at = |k| [K("printer"), I(i), K(k)];
             self.name(&at("name"), &p.name)?;
             if printers.iter().any(|q| q.name == p.name) {
@@ -281,21 +341,14 @@ impl Validator<'_> {
                 url: p.url.clone(),
             });
         }
+        Ok(printers)
+    }
 
-        let mut stations: Vec<Station> = Vec::new();
-        for (i, s) in raw.stations.iter().enumerate() {
-            stations.push(self.station(i, s, &printers, &stations)?);
-        }
-
-        let upstream = raw
-            .upstream
-            .as_ref()
-            .map(|u| self.upstream(u))
-            .transpose()?;
-        let web = self.web(&raw.web)?;
-
+    /// `[[shift]]`s: unique names, `HH:MM` start and end.
+    fn shifts(&self, raw: &[raw::RawShift]) -> Result<Vec<Shift>, ConfigError> {
+        use Seg::{Index as I, Key as K};
         let mut shifts: Vec<Shift> = Vec::new();
-        for (i, s) in raw.shifts.iter().enumerate() {
+        for (i, s) in raw.iter().enumerate() {
             let at = |k| [K("shift"), I(i), K(k)];
             self.name(&at("name"), &s.name)?;
             if shifts.iter().any(|q| q.name == s.name) {
@@ -312,25 +365,7 @@ impl Validator<'_> {
                 end,
             });
         }
-
-        Ok(Config {
-            origin: self.origin.to_string(),
-            line_id: raw.line_id,
-            facility: raw.facility,
-            data_dir: self.path(&raw.data_dir),
-            resolver: raw.resolver,
-            timezone,
-            timezone_name: raw.timezone,
-            templates_dir,
-            ids,
-            products,
-            stations,
-            printers,
-            upstream,
-            web,
-            shifts,
-            templates,
-        })
+        Ok(shifts)
     }
 
     fn ids(&self, raw: &raw::RawIds) -> Result<Ids, ConfigError> {
@@ -377,25 +412,7 @@ impl Validator<'_> {
             ));
         }
         self.text(&at("port"), &s.port, MAX_URL)?;
-        let port = if let Some(addr) = s.port.strip_prefix("tcp://") {
-            let ok = addr
-                .rsplit_once(':')
-                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
-            if !ok {
-                return Err(self.err(&at("port"), format!("{:?} must be tcp://HOST:PORT", s.port)));
-            }
-            StationPort::Tcp(addr.to_string())
-        } else if s.port.is_empty() || s.port.contains("://") {
-            return Err(self.err(
-                &at("port"),
-                format!(
-                    "{:?} must be a serial device path or tcp://HOST:PORT",
-                    s.port
-                ),
-            ));
-        } else {
-            StationPort::Serial(PathBuf::from(&s.port))
-        };
+        let port = self.station_port(&at("port"), &s.port)?;
         if !(50..=4_000_000).contains(&s.baud) {
             return Err(self.err(
                 &at("baud"),
@@ -405,60 +422,31 @@ impl Validator<'_> {
         if !(5..=8).contains(&s.data_bits) {
             return Err(self.err(&at("data_bits"), "must be 5, 6, 7 or 8"));
         }
-        let parity = match s.parity.as_str() {
-            "none" => Parity::None,
-            "even" => Parity::Even,
-            "odd" => Parity::Odd,
-            o => return Err(self.err(&at("parity"), format!("{o:?} must be none, even or odd"))),
-        };
+        use {ChecksumPolicy as C, FlowControl as F, Parity as P};
+        let parity = self.choice(
+            &at("parity"),
+            &s.parity,
+            &[("none", P::None), ("even", P::Even), ("odd", P::Odd)],
+        )?;
         if !(1..=2).contains(&s.stop_bits) {
             return Err(self.err(&at("stop_bits"), "must be 1 or 2"));
         }
-        let flow_control = match s.flow_control.as_str() {
-            "none" => FlowControl::None,
-            "software" => FlowControl::Software,
-            "hardware" => FlowControl::Hardware,
-            o => {
-                return Err(self.err(
-                    &at("flow_control"),
-                    format!("{o:?} must be none, software or hardware"),
-                ))
-            }
-        };
-        let checksum = match s.checksum.as_str() {
-            "optional" => ChecksumPolicy::Optional,
-            "required" => ChecksumPolicy::Required,
-            o => {
-                return Err(self.err(
-                    &at("checksum"),
-                    format!("{o:?} must be optional or required"),
-                ))
-            }
-        };
-        let mut allow = Vec::new();
-        for (j, v) in s.allow.iter().enumerate() {
-            let Some(verb) = Verb::parse(v) else {
-                let known: Vec<&str> = Verb::ALL.iter().map(|v| v.as_str()).collect();
-                return Err(self.err(
-                    &[K("station"), I(i), K("allow"), I(j)],
-                    format!("{v:?} is not a verb; known verbs: {}", known.join(", ")),
-                ));
-            };
-            allow.push(verb);
-        }
-        let mut steps = Vec::new();
-        if let Some(step) = &s.step {
-            self.name(&at("step"), step)?;
-            steps.push(step.clone());
-        }
-        for (j, step) in s.steps.iter().enumerate() {
-            let at = [K("station"), I(i), K("steps"), I(j)];
-            self.name(&at, step)?;
-            if steps.contains(step) {
-                return Err(self.err(&at, format!("step {step:?} is listed twice")));
-            }
-            steps.push(step.clone());
-        }
+        let flow_control = self.choice(
+            &at("flow_control"),
+            &s.flow_control,
+            &[
+                ("none", F::None),
+                ("software", F::Software),
+                ("hardware", F::Hardware),
+            ],
+        )?;
+        let checksum = self.choice(
+            &at("checksum"),
+            &s.checksum,
+            &[("optional", C::Optional), ("required", C::Required)],
+        )?;
+        let allow = self.allow(i, &s.allow)?;
+        let steps = self.steps(i, s.step.as_ref(), &s.steps)?;
         if let Some(other) = before.iter().find(|q| q.port.collides(&port)) {
             return Err(self.err(
                 &at("port"),
@@ -487,6 +475,85 @@ impl Validator<'_> {
             printer: s.printer.clone(),
             idle_timeout_s: s.idle_timeout_s,
         })
+    }
+
+    /// A station's `port`: `tcp://HOST:PORT` or a serial device path.
+    fn station_port(&self, at: &[Seg<'_>], port: &str) -> Result<StationPort, ConfigError> {
+        if let Some(addr) = port.strip_prefix("tcp://") {
+            let ok = addr
+                .rsplit_once(':')
+                .is_some_and(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok());
+            if !ok {
+                return Err(self.err(at, format!("{port:?} must be tcp://HOST:PORT")));
+            }
+            Ok(StationPort::Tcp(addr.to_string()))
+        } else if port.is_empty() || port.contains("://") {
+            Err(self.err(
+                at,
+                format!("{port:?} must be a serial device path or tcp://HOST:PORT"),
+            ))
+        } else {
+            Ok(StationPort::Serial(PathBuf::from(port)))
+        }
+    }
+
+    /// One of a fixed set of words; the error lists them (`a, b or c`).
+    fn choice<T: Copy>(
+        &self,
+        at: &[Seg<'_>],
+        value: &str,
+        options: &[(&str, T)],
+    ) -> Result<T, ConfigError> {
+        if let Some((_, v)) = options.iter().find(|(w, _)| *w == value) {
+            return Ok(*v);
+        }
+        let words: Vec<&str> = options.iter().map(|(w, _)| *w).collect();
+        let list = match words.split_last() {
+            Some((last, rest)) if !rest.is_empty() => format!("{} or {last}", rest.join(", ")),
+            _ => words.join(""),
+        };
+        Err(self.err(at, format!("{value:?} must be {list}")))
+    }
+
+    /// A station's `allow`: verbs from `protocol::Verb::ALL`.
+    fn allow(&self, i: usize, words: &[String]) -> Result<Vec<Verb>, ConfigError> {
+        use Seg::{Index as I, Key as K};
+        let mut allow = Vec::new();
+        for (j, v) in words.iter().enumerate() {
+            let Some(verb) = Verb::parse(v) else {
+                let known: Vec<&str> = Verb::ALL.iter().map(|v| v.as_str()).collect();
+                return Err(self.err(
+                    &[K("station"), I(i), K("allow"), I(j)],
+                    format!("{v:?} is not a verb; known verbs: {}", known.join(", ")),
+                ));
+            };
+            allow.push(verb);
+        }
+        Ok(allow)
+    }
+
+    /// A station's `step` and `steps`, as one list without repeats.
+    fn steps(
+        &self,
+        i: usize,
+        step: Option<&String>,
+        more: &[String],
+    ) -> Result<Vec<String>, ConfigError> {
+        use Seg::{Index as I, Key as K};
+        let mut steps = Vec::new();
+        if let Some(step) = step {
+            self.name(&[K("station"), I(i), K("step")], step)?;
+            steps.push(step.clone());
+        }
+        for (j, step) in more.iter().enumerate() {
+            let at = [K("station"), I(i), K("steps"), I(j)];
+            self.name(&at, step)?;
+            if steps.contains(step) {
+                return Err(self.err(&at, format!("step {step:?} is listed twice")));
+            }
+            steps.push(step.clone());
+        }
+        Ok(steps)
     }
 
     fn upstream(&self, u: &raw::RawUpstream) -> Result<Upstream, ConfigError> {

@@ -7,6 +7,7 @@
 use serde_json::{Map, Value};
 
 use crate::ids::UnitId;
+use crate::journal::units::UnitState;
 use crate::journal::{EventType, WriteTx};
 use crate::line::rules::{
     bad, no_unknown_fields, normalize_mac, step_name, text_value, unit_arg, Refusal, BIND_FIELDS,
@@ -77,10 +78,46 @@ impl Bind {
     }
 
     pub fn apply(self, tx: &mut WriteTx<'_>, ctx: &Ctx<'_>) -> Result<Outcome, LineError> {
-        let unit = self.unit.as_str();
-        let u = known_unit(tx, unit)?;
+        let u = known_unit(tx, &self.unit)?;
         not_scrapped(&u)?;
-        let mut new_fields = Map::new();
+        let fields = self.new_fields(tx, &u)?;
+        let lots = self.new_lots(tx, &u)?;
+        let children = self.new_children(tx)?;
+        if fields.is_empty() && lots.is_empty() && children.is_empty() {
+            return Ok(Outcome::Done); // everything already bound exactly so
+        }
+        let mut data = Map::new();
+        if !fields.is_empty() {
+            data.insert("fields".into(), Value::from(to_map(&fields)));
+        }
+        if !lots.is_empty() {
+            data.insert("lots".into(), Value::from(to_map(&lots)));
+        }
+        if !children.is_empty() {
+            data.insert("children".into(), Value::from(children.clone()));
+        }
+        let ev = ctx.event(tx, EventType::Bound, &self.unit, Value::Object(data))?;
+        for (f, v) in &fields {
+            tx.set_binding(u.idx, f, v, ev.seq)?;
+        }
+        for (p, l) in &lots {
+            tx.set_component_lot(u.idx, p, l, ev.seq)?;
+        }
+        for c in &children {
+            tx.link_child(u.idx, c, ev.seq)?;
+        }
+        Ok(Outcome::Done)
+    }
+
+    /// Fields not bound yet. A different value than the bound one, or a
+    /// MAC or UID bound to another unit, is refused.
+    fn new_fields<'s>(
+        &'s self,
+        tx: &WriteTx<'_>,
+        u: &UnitState,
+    ) -> Result<Vec<(&'s str, &'s str)>, LineError> {
+        let unit = &self.unit;
+        let mut new = Vec::new();
         for (f, v) in &self.fields {
             match tx.binding(u.idx, f)? {
                 Some(old) if &old == v => continue,
@@ -100,27 +137,41 @@ impl Bind {
                     ));
                 }
             }
-            new_fields.insert(f.clone(), Value::from(v.as_str()));
+            new.push((f.as_str(), v.as_str()));
         }
-        let mut new_lots = Map::new();
+        Ok(new)
+    }
+
+    /// Component lots not recorded yet; a different lot is refused.
+    fn new_lots<'s>(
+        &'s self,
+        tx: &WriteTx<'_>,
+        u: &UnitState,
+    ) -> Result<Vec<(&'s str, &'s str)>, LineError> {
+        let mut new = Vec::new();
         for (part, lot) in &self.lots {
             match tx.component_lot(u.idx, part)? {
                 Some(old) if &old == lot => continue,
                 Some(old) => {
                     return Err(refuse(
                         ErrorCode::Conflict,
-                        format!("lot.{part} of unit {unit} is already {old}"),
+                        format!("lot.{part} of unit {} is already {old}", self.unit),
                     ))
                 }
-                None => {
-                    new_lots.insert(part.clone(), Value::from(lot.as_str()));
-                }
+                None => new.push((part.as_str(), lot.as_str())),
             }
         }
-        let mut new_children = Vec::new();
+        Ok(new)
+    }
+
+    /// Children not linked yet. A child of another unit, an ancestor of
+    /// this one (a loop) or a scrapped unit is refused.
+    fn new_children(&self, tx: &WriteTx<'_>) -> Result<Vec<String>, LineError> {
+        let unit = &self.unit;
+        let mut new = Vec::new();
         for c in &self.children {
             match tx.parent_of(c)? {
-                Some(p) if p == unit => continue,
+                Some(p) if &p == unit => continue,
                 Some(p) => {
                     return Err(refuse(
                         ErrorCode::Conflict,
@@ -138,33 +189,18 @@ impl Bind {
             if let Some(cu) = tx.unit_state(c)? {
                 not_scrapped(&cu)?;
             }
-            new_children.push(c.clone());
+            new.push(c.clone());
         }
-        if new_fields.is_empty() && new_lots.is_empty() && new_children.is_empty() {
-            return Ok(Outcome::Done); // everything already bound exactly so
-        }
-        let mut data = Map::new();
-        if !new_fields.is_empty() {
-            data.insert("fields".into(), Value::Object(new_fields.clone()));
-        }
-        if !new_lots.is_empty() {
-            data.insert("lots".into(), Value::Object(new_lots.clone()));
-        }
-        if !new_children.is_empty() {
-            data.insert("children".into(), Value::from(new_children.clone()));
-        }
-        let ev = ctx.event(tx, EventType::Bound, unit, Value::Object(data))?;
-        for (f, v) in &new_fields {
-            tx.set_binding(u.idx, f, v.as_str().unwrap_or_default(), ev.seq)?;
-        }
-        for (p, l) in &new_lots {
-            tx.set_component_lot(u.idx, p, l.as_str().unwrap_or_default(), ev.seq)?;
-        }
-        for c in &new_children {
-            tx.link_child(u.idx, c, ev.seq)?;
-        }
-        Ok(Outcome::Done)
+        Ok(new)
     }
+}
+
+/// `{"key": "value", ...}` in the order given.
+fn to_map(pairs: &[(&str, &str)]) -> Map<String, Value> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), Value::from(*v)))
+        .collect()
 }
 
 /// A field's value as stored: MACs normalised, hex upper-cased, text bounded.
