@@ -678,10 +678,24 @@ pub async fn alloc_unit<S>(c: &mut linemark::client::StationClient<S>) -> String
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
-    let a = c
-        .request("ALLOC", &[("product", "PACK-48V")])
-        .await
-        .expect("ALLOC answered");
-    assert!(a.is_ok(), "ALLOC refused: {a:?}");
+    let a = ok(c, "ALLOC", &[("product", "PACK-48V")]).await;
     a.get("unit").expect("unit=").to_string()
+}
+
+/// Sends a request that must be answered OK; panics naming the request
+/// and the answer otherwise. Answers the OK.
+pub async fn ok<S>(
+    c: &mut linemark::client::StationClient<S>,
+    verb: &str,
+    fields: &[(&str, &str)],
+) -> linemark::protocol::Response
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let a = c
+        .request(verb, fields)
+        .await
+        .unwrap_or_else(|e| panic!("{verb} {fields:?}: no answer: {e}"));
+    assert!(a.is_ok(), "{verb} {fields:?} was refused: {a:?}");
+    a
 }

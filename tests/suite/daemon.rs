@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::helper::{grant, station_toml, Line, Rng};
+use crate::helper::{grant, station_toml, wait_for, Line, Rng};
 use linemark::client::StationClient;
 use linemark::ids::{IdCodec, NamespaceKey};
 use linemark::journal;
@@ -186,7 +186,10 @@ async fn sigterm_stops_gracefully_and_loses_nothing() {
     let mut daemon = spawn_daemon(&line);
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let load = tokio::spawn(load(ports.clone(), 0, acked.clone(), stop.clone()));
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    wait_for("the stations to be allocating", || {
+        acked.lock().unwrap().units.len() >= 100
+    })
+    .await;
     // SAFETY: kill(2) with a pid we spawned and a valid signal number.
     let rc = unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
     assert_eq!(rc, 0);

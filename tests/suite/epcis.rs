@@ -1,7 +1,7 @@
 //! The EPCIS 2.0 export validates against GS1's JSON Schema, carries every
 //! mapped event, and its epcList entries are Digital Links we can read.
 
-use crate::helper::{grant, station_toml, stderr, Line};
+use crate::helper::{grant, ok, station_toml, stderr, Line};
 use linemark::client::StationClient;
 use linemark::daemon::Daemon;
 
@@ -42,11 +42,7 @@ async fn the_epcis_export_validates_against_the_gs1_schema() {
         c.request("BIND", &[("unit", &u), ("fw", "2.1.0")])
             .await
             .unwrap();
-        assert!(c
-            .request("FINAL", &[("unit", &u), ("status", "PASS")])
-            .await
-            .unwrap()
-            .is_ok());
+        ok(&mut c, "FINAL", &[("unit", &u), ("status", "PASS")]).await;
         pass.push(u);
     }
     c.request(
@@ -55,28 +51,22 @@ async fn the_epcis_export_validates_against_the_gs1_schema() {
     )
     .await
     .unwrap();
-    assert!(c
-        .request(
-            "REPLACE",
-            &[
-                ("unit", &pass[0]),
-                ("old", &pass[1]),
-                ("new", &pass[3]),
-                ("reason", "rework")
-            ]
-        )
-        .await
-        .unwrap()
-        .is_ok());
+    ok(
+        &mut c,
+        "REPLACE",
+        &[
+            ("unit", &pass[0]),
+            ("old", &pass[1]),
+            ("new", &pass[3]),
+            ("reason", "rework"),
+        ],
+    )
+    .await;
     c.request("SCRAP", &[("unit", &pass[4]), ("reason", "dropped")])
         .await
         .unwrap();
     for u in &pass[..2] {
-        assert!(c
-            .request("SHIP", &[("unit", u), ("shipment", "SH-1")])
-            .await
-            .unwrap()
-            .is_ok());
+        ok(&mut c, "SHIP", &[("unit", u), ("shipment", "SH-1")]).await;
     }
     d.shutdown().await;
 

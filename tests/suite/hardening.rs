@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helper::{free_port, grant, ready_unit, spawn_daemon, station_toml, wait_for, Line};
+use crate::helper::{free_port, grant, ok, ready_unit, spawn_daemon, station_toml, wait_for, Line};
 use linemark::client::StationClient;
 
 /// Reads until EOF or an error; `true` if the peer closed within `within`.
@@ -140,8 +140,7 @@ async fn four_half_open_connections_give_way_to_the_live_station() {
     }
     // The PLC is back: its new connection is served, not closed at once.
     let mut live = StationClient::new(tokio::net::TcpStream::connect(addr).await.unwrap(), "plc");
-    let a = live.request("PING", &[]).await.unwrap();
-    assert!(a.is_ok(), "{a:?}");
+    ok(&mut live, "PING", &[]).await;
     // The oldest silent one gave way; the others are still open.
     assert!(closed_within(&mut dead[0], Duration::from_secs(5)).await);
     for s in &mut dead[1..] {
@@ -149,9 +148,9 @@ async fn four_half_open_connections_give_way_to_the_live_station() {
     }
     // Again: the next oldest gives way, and the live one keeps working.
     let mut again = StationClient::new(tokio::net::TcpStream::connect(addr).await.unwrap(), "plc2");
-    assert!(again.request("PING", &[]).await.unwrap().is_ok());
+    ok(&mut again, "PING", &[]).await;
     assert!(closed_within(&mut dead[1], Duration::from_secs(5)).await);
-    assert!(live.request("PING", &[]).await.unwrap().is_ok());
+    ok(&mut live, "PING", &[]).await;
     d.shutdown().await;
 }
 
@@ -167,7 +166,7 @@ async fn a_silent_station_connection_is_closed_after_its_idle_timeout() {
     let started = Instant::now();
     // A station that speaks every 400 ms stays connected past the timeout.
     while started.elapsed() < Duration::from_millis(2500) {
-        assert!(talking.request("PING", &[]).await.unwrap().is_ok());
+        ok(&mut talking, "PING", &[]).await;
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
     assert!(
@@ -249,11 +248,12 @@ fn allocate_until(
     clients: usize,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     storage_errors: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    answered: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) -> Vec<tokio::task::JoinHandle<Vec<String>>> {
     use std::sync::atomic::Ordering;
     (0..clients)
         .map(|i| {
-            let (stop, errors) = (stop.clone(), storage_errors.clone());
+            let (stop, errors, answered) = (stop.clone(), storage_errors.clone(), answered.clone());
             tokio::spawn(async move {
                 let mut c = StationClient::new(
                     tokio::net::TcpStream::connect(addr).await.unwrap(),
@@ -262,7 +262,10 @@ fn allocate_until(
                 let mut acked = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     match c.request("ALLOC", &[("product", "PACK-48V")]).await {
-                        Ok(r) if r.is_ok() => acked.push(r.get("unit").unwrap().to_string()),
+                        Ok(r) if r.is_ok() => {
+                            acked.push(r.get("unit").unwrap().to_string());
+                            answered.fetch_add(1, Ordering::Relaxed);
+                        }
                         Ok(linemark::protocol::Response::Err {
                             code: linemark::protocol::ErrorCode::Storage,
                             ..
@@ -289,7 +292,14 @@ async fn the_wal_stays_bounded_under_continuous_load() {
         .unwrap();
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let errors = std::sync::Arc::new(AtomicU64::new(0));
-    let load = allocate_until(d.tcp_addr("t").unwrap(), 4, stop.clone(), errors.clone());
+    let answered = std::sync::Arc::new(AtomicU64::new(0));
+    let load = allocate_until(
+        d.tcp_addr("t").unwrap(),
+        4,
+        stop.clone(),
+        errors.clone(),
+        answered,
+    );
     let mut biggest_wal = 0u64;
     let wal = line.data_dir().join("journal.db-wal");
     let started = Instant::now();
@@ -359,8 +369,12 @@ async fn a_full_disk_answers_e_storage_and_serves_again_once_space_is_freed() {
     let web = d.web_addr().unwrap();
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let errors = std::sync::Arc::new(AtomicU64::new(0));
-    let load = allocate_until(addr, 2, stop.clone(), errors.clone());
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let answered = std::sync::Arc::new(AtomicU64::new(0));
+    let load = allocate_until(addr, 2, stop.clone(), errors.clone(), answered.clone());
+    wait_for("the stations to be allocating", || {
+        answered.load(Ordering::Relaxed) >= 50
+    })
+    .await;
 
     // Fill the disk.
     let filler = disk.path().join("filler");
@@ -418,7 +432,11 @@ async fn a_full_disk_answers_e_storage_and_serves_again_once_space_is_freed() {
     }
     let status = probe.request("STATUS", &[]).await.unwrap();
     assert_eq!(status.get("storage"), Some("ok"), "{status:?}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = answered.load(Ordering::Relaxed);
+    wait_for("the load to be served again", || {
+        answered.load(Ordering::Relaxed) >= before + 50
+    })
+    .await;
     stop.store(true, Ordering::Relaxed);
     let mut acked = Vec::new();
     for l in load {

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::helper::{
-    count_events, grant, ready_unit, station_toml, unit_in_zpl, wait_for, FakeZebra, Line,
+    count_events, grant, ok, ready_unit, station_toml, unit_in_zpl, wait_for, FakeZebra, Line,
     ZebraMode,
 };
 use linemark::client::StationClient;
@@ -55,11 +55,7 @@ async fn no_label_without_a_durable_final_pass() {
     let mut c = client(&d).await;
     let u = ready_unit(&mut c).await;
     // FINAL FAIL and REPRINT of an unpassed unit print nothing.
-    assert!(c
-        .request("FINAL", &[("unit", &u), ("status", "FAIL")])
-        .await
-        .unwrap()
-        .is_ok());
+    ok(&mut c, "FINAL", &[("unit", &u), ("status", "FAIL")]).await;
     let r = c
         .request("REPRINT", &[("unit", &u), ("reason", "smudged")])
         .await
@@ -77,8 +73,8 @@ async fn no_label_without_a_durable_final_pass() {
         .await
         .unwrap();
     assert_eq!(code(&r), Some(ErrorCode::Route), "routing gate: no label");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0);
+    // Nothing was queued by the refusals: the pass below gets job 1, and
+    // the folder then holds that job's three files and nothing else.
     // The pass queues exactly one label, written as PNG, PDF and ZPL.
     let f = c
         .request("FINAL", &[("unit", &u), ("status", "PASS")])
@@ -91,6 +87,17 @@ async fn no_label_without_a_durable_final_pass() {
     })
     .await;
     assert!(out.path().join(format!("{u}-1.pdf")).exists());
+    let mut files: Vec<String> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        ["pdf", "png", "zpl"].map(|x| format!("{u}-1.{x}")),
+        "only the passed unit's label was printed"
+    );
     // Reprint keeps the identity and needs a reason.
     let r = c.request("REPRINT", &[("unit", &u)]).await.unwrap();
     assert_eq!(code(&r), Some(ErrorCode::BadValue));
@@ -168,11 +175,7 @@ async fn a_zebra_fault_holds_the_queue_and_labels_come_out_in_final_pass_order()
     let mut order = Vec::new();
     for _ in 0..3 {
         let u = ready_unit(&mut c).await;
-        assert!(c
-            .request("FINAL", &[("unit", &u), ("status", "PASS")])
-            .await
-            .unwrap()
-            .is_ok());
+        ok(&mut c, "FINAL", &[("unit", &u), ("status", "PASS")]).await;
         order.push(u);
     }
     wait_for("a paused printer in STATUS", || true).await;
@@ -257,11 +260,7 @@ async fn jobs_left_at_a_stop_are_sent_after_the_restart_and_the_event_says_so() 
     let d = Daemon::start(line.config()).await.unwrap();
     let mut c = client(&d).await;
     let u = ready_unit(&mut c).await;
-    assert!(c
-        .request("FINAL", &[("unit", &u), ("status", "PASS")])
-        .await
-        .unwrap()
-        .is_ok());
+    ok(&mut c, "FINAL", &[("unit", &u), ("status", "PASS")]).await;
     d.shutdown().await;
     zebra.set(ZebraMode::Ready);
     let d = Daemon::start(line.config()).await.unwrap();
@@ -374,11 +373,7 @@ async fn zpl_over_a_serial_port_checks_status_and_prints() {
     let d = Daemon::start(line.config()).await.unwrap();
     let mut c = client(&d).await;
     let u = ready_unit(&mut c).await;
-    assert!(c
-        .request("FINAL", &[("unit", &u), ("status", "PASS")])
-        .await
-        .unwrap()
-        .is_ok());
+    ok(&mut c, "FINAL", &[("unit", &u), ("status", "PASS")]).await;
     let zpl = tokio::time::timeout(Duration::from_secs(20), got.recv())
         .await
         .unwrap()
@@ -442,11 +437,7 @@ async fn a_real_cups_queue_prints_only_when_cups_completes_and_holds_labels_whil
     // A final pass: the PDF reaches the printer through CUPS, at the
     // label's size, and counts as printed once CUPS completed the job.
     let u = ready_unit(&mut c).await;
-    assert!(c
-        .request("FINAL", &[("unit", &u), ("status", "PASS")])
-        .await
-        .unwrap()
-        .is_ok());
+    ok(&mut c, "FINAL", &[("unit", &u), ("status", "PASS")]).await;
     wait_for("the label through CUPS", || !printer.jobs().is_empty()).await;
     wait_for("LABEL_PRINTED after CUPS completed the job", || {
         printed() == 1
@@ -466,11 +457,7 @@ async fn a_real_cups_queue_prints_only_when_cups_completes_and_holds_labels_whil
     // A stopped queue is a printer fault: the label stays queued.
     cups.tool("cupsdisable", &["-r", "paper out", "Zebra_ZT410"]);
     let u2 = ready_unit(&mut c).await;
-    assert!(c
-        .request("FINAL", &[("unit", &u2), ("status", "PASS")])
-        .await
-        .unwrap()
-        .is_ok());
+    ok(&mut c, "FINAL", &[("unit", &u2), ("status", "PASS")]).await;
     let mut status = Response::ok();
     for _ in 0..100 {
         status = c.request("STATUS", &[]).await.unwrap();

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use crate::helper::{alloc, count_events, grant, station_toml, stderr, Line};
+use crate::helper::{alloc, count_events, grant, ok, station_toml, stderr, wait_for, Line};
 use linemark::client::StationClient;
 use linemark::daemon::notify::Notifier;
 use linemark::daemon::{Daemon, Supervision};
@@ -99,7 +99,7 @@ async fn ready_comes_once_it_can_serve_and_watchdog_pings_stop_while_the_writer_
             .unwrap(),
         "t",
     );
-    assert!(c.request("PING", &[]).await.unwrap().is_ok());
+    ok(&mut c, "PING", &[]).await;
     let pings_in = |ms: u64| {
         let until = Instant::now() + Duration::from_millis(ms);
         let mut n = 0;
@@ -262,14 +262,32 @@ async fn fault_log_lines_name_the_station_or_printer_and_the_code() {
     c.request("FINAL", &[("unit", &u), ("status", "PASS")])
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Read the log as it is written, until the printer's fault is in it.
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let stderr = daemon.stderr.take().unwrap();
+    let reader = {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for l in std::io::BufReader::new(stderr).lines() {
+                let Ok(l) = l else { break };
+                let mut log = log.lock().unwrap();
+                log.push_str(&l);
+                log.push('\n');
+            }
+        })
+    };
+    wait_for("the printer's fault in the log", || {
+        log.lock().unwrap().contains("cannot connect")
+    })
+    .await;
     // SAFETY: kill(2) with a pid we spawned.
     unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
     let out = tokio::task::spawn_blocking(move || {
         let _ = daemon.wait();
-        let mut s = String::new();
-        std::io::Read::read_to_string(daemon.stderr.as_mut().unwrap(), &mut s).unwrap();
-        s
+        reader.join().unwrap();
+        let out = log.lock().unwrap().clone();
+        out
     })
     .await
     .unwrap();

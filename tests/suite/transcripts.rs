@@ -6,13 +6,17 @@
 //! - `# ...` and blank lines: comments.
 //! - `@ STATION`: the following frames go to this station (default `tcp-1`).
 //! - `> FRAME`: sent with its checksum; `{name}` is replaced by a value an
-//!   earlier answer captured.
+//!   earlier answer captured (`{name:lower}`: in lower case).
 //! - `< OK k=v ...` / `< ERR code=E_... k=v ...`: the answer to the last
 //!   frame. A value `{name}` captures (or, once captured, must equal),
 //!   `*` is anything, `~text` must contain `text`, anything else is exact
 //!   (`%XX` escapes as in frames: `~check%20character`).
 //!   Every field of the answer must be listed, except `msg`.
 //! - `= EVENTS TYPE N`: the journal holds N events of that type now.
+//! - `$ ARGS`: runs `linemark ARGS --config <the rig's config>` (with
+//!   `{name}` substituted), which must exit 0; `| TEXT` lines after it must
+//!   appear in its output, in that order.
+//! - `! restart`: the daemon stops and starts again; `tcp-1` reconnects.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -121,11 +125,18 @@ fn substitute(text: &str, vars: &BTreeMap<String, String>) -> Result<String, Str
     while let Some(i) = rest.find('{') {
         out.push_str(&rest[..i]);
         let end = rest[i..].find('}').ok_or("unclosed {")? + i;
-        let name = &rest[i + 1..end];
-        out.push_str(
-            vars.get(name)
-                .ok_or_else(|| format!("{{{name}}} was never captured"))?,
-        );
+        let (name, lower) = match rest[i + 1..end].strip_suffix(":lower") {
+            Some(n) => (n, true),
+            None => (&rest[i + 1..end], false),
+        };
+        let value = vars
+            .get(name)
+            .ok_or_else(|| format!("{{{name}}} was never captured"))?;
+        out.push_str(&if lower {
+            value.to_ascii_lowercase()
+        } else {
+            value.clone()
+        });
         rest = &rest[end + 1..];
     }
     out.push_str(rest);
@@ -139,7 +150,7 @@ async fn run(path: &Path) {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     let r = super::stations::rig();
-    let d = super::stations::start(&r).await;
+    let mut d = super::stations::start(&r).await;
     let db = r.line.db_path();
     let mut clients: BTreeMap<&str, super::stations::AnyClient> = BTreeMap::new();
     clients.insert(
@@ -162,6 +173,8 @@ async fn run(path: &Path) {
     let mut vars = BTreeMap::new();
     let mut station = "tcp-1".to_string();
     let mut last: Option<(usize, String, Response)> = None;
+    // The last command's output and how far `|` lines have matched in it.
+    let mut output: Option<(String, usize)> = None;
     for (n, raw) in text.lines().enumerate() {
         let line = raw.trim();
         let at = format!("{name}:{}", n + 1);
@@ -205,8 +218,39 @@ async fn run(path: &Path) {
             if have != want {
                 fail(format!("{have} {kind} events, expected {want}"));
             }
+        } else if let Some(args) = line.strip_prefix("$ ") {
+            let args = substitute(args, &vars).unwrap_or_else(|e| fail(e));
+            let args: Vec<&str> = args.split_whitespace().collect();
+            let out = r.line.cli(&args);
+            let text = crate::helper::stdout(&out);
+            if out.status.code() != Some(0) {
+                fail(format!(
+                    "exit {:?}\n{text}{}",
+                    out.status.code(),
+                    crate::helper::stderr(&out)
+                ));
+            }
+            output = Some((text, 0));
+        } else if let Some(want) = line.strip_prefix("| ") {
+            let want = substitute(want, &vars).unwrap_or_else(|e| fail(e));
+            match &mut output {
+                Some((o, from)) => match o[*from..].find(&want) {
+                    Some(i) => *from += i + want.len(),
+                    None => fail(format!("not in the output after the lines above:\n{o}")),
+                },
+                None => fail("`|` with no `$` command before it".into()),
+            }
+        } else if line == "! restart" {
+            d.shutdown().await;
+            d = linemark::daemon::Daemon::start(r.line.config())
+                .await
+                .unwrap_or_else(|e| fail(format!("restart: {e}")));
+            clients.insert(
+                "tcp-1",
+                super::stations::AnyClient::Tcp(super::stations::tcp(&d).await),
+            );
         } else {
-            fail("not a transcript line (# @ > < =)".into());
+            fail("not a transcript line (# @ > < = $ | !)".into());
         }
     }
     d.shutdown().await;
@@ -269,4 +313,8 @@ fn the_driver_matches_captures_wildcards_and_refuses_unlisted_fields() {
         "FINAL unit=V700QW11S6PJ4"
     );
     assert!(substitute("FINAL unit={nope}", &vars).is_err());
+    assert_eq!(
+        substitute("SCRAP unit={u:lower}", &vars).unwrap(),
+        "SCRAP unit=v700qw11s6pj4"
+    );
 }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::helper::{count_events, grant, ready_unit, station_toml, stderr, stdout, Line};
+use crate::helper::{count_events, grant, ok, ready_unit, station_toml, stderr, stdout, Line};
 use linemark::client::StationClient;
 use linemark::daemon::Daemon;
 use linemark::web::auth::sha256;
@@ -56,11 +56,7 @@ pub async fn passed_unit(d: &Daemon) -> String {
         "t",
     );
     let u = ready_unit(&mut c).await;
-    assert!(c
-        .request("FINAL", &[("unit", &u), ("status", "PASS")])
-        .await
-        .unwrap()
-        .is_ok());
+    ok(&mut c, "FINAL", &[("unit", &u), ("status", "PASS")]).await;
     u
 }
 
