@@ -699,3 +699,19 @@ where
     assert!(a.is_ok(), "{verb} {fields:?} was refused: {a:?}");
     a
 }
+
+/// A station client on the daemon's TCP station `station`; `prefix` keeps
+/// its `req=` tokens apart from other clients'.
+pub async fn connect(
+    d: &linemark::daemon::Daemon,
+    station: &str,
+    prefix: &str,
+) -> linemark::client::StationClient<tokio::net::TcpStream> {
+    let addr = d
+        .tcp_addr(station)
+        .unwrap_or_else(|| panic!("no TCP station {station}"));
+    let sock = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect to station {station}: {e}"));
+    linemark::client::StationClient::new(sock, prefix)
+}

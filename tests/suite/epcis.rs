@@ -1,8 +1,7 @@
 //! The EPCIS 2.0 export validates against GS1's JSON Schema, carries every
 //! mapped event, and its epcList entries are Digital Links we can read.
 
-use crate::helper::{grant, ok, station_toml, stderr, Line};
-use linemark::client::StationClient;
+use crate::helper::{connect, grant, ok, station_toml, stderr, Line};
 use linemark::daemon::Daemon;
 
 const VERBS: &[&str] = &[
@@ -24,12 +23,7 @@ async fn the_epcis_export_validates_against_the_gs1_schema() {
         .unwrap();
     }
     let d = Daemon::start(line.config()).await.unwrap();
-    let mut c = StationClient::new(
-        tokio::net::TcpStream::connect(d.tcp_addr("t").unwrap())
-            .await
-            .unwrap(),
-        "t",
-    );
+    let mut c = connect(&d, "t", "t").await;
     let mut pass = Vec::new();
     for _ in 0..5 {
         let u = c

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 
-use crate::helper::{alloc, count_events, grant, Line};
+use crate::helper::{alloc, connect, count_events, grant, Line};
 use linemark::ids::{IdCodec, NamespaceKey, UnitId};
 use linemark::journal::{self, verify::VerifyError, AllocError};
 
@@ -409,12 +409,7 @@ async fn two_units(line: &Line) -> (String, String) {
     let d = linemark::daemon::Daemon::start(line.config())
         .await
         .unwrap();
-    let mut c = linemark::client::StationClient::new(
-        tokio::net::TcpStream::connect(d.tcp_addr("t").unwrap())
-            .await
-            .unwrap(),
-        "t",
-    );
+    let mut c = connect(&d, "t", "t").await;
     let a = crate::helper::alloc_unit(&mut c).await;
     let b = crate::helper::ready_unit(&mut c).await;
     for (verb, args) in [

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use crate::helper::{
-    count_events, grant, ok, ready_unit, station_toml, unit_in_zpl, wait_for, FakeZebra, Line,
-    ZebraMode,
+    connect, count_events, grant, ok, ready_unit, station_toml, unit_in_zpl, wait_for, FakeZebra,
+    Line, ZebraMode,
 };
 use linemark::client::StationClient;
 use linemark::daemon::Daemon;
@@ -32,12 +32,7 @@ fn line_with_printer(url: &str) -> Line {
 }
 
 async fn client(d: &Daemon) -> StationClient<tokio::net::TcpStream> {
-    StationClient::new(
-        tokio::net::TcpStream::connect(d.tcp_addr("t").unwrap())
-            .await
-            .unwrap(),
-        "t",
-    )
+    connect(d, "t", "t").await
 }
 
 fn code(r: &Response) -> Option<ErrorCode> {

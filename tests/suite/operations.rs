@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use crate::helper::{alloc, count_events, grant, ok, station_toml, stderr, wait_for, Line};
+use crate::helper::{
+    alloc, connect, count_events, grant, ok, station_toml, stderr, wait_for, Line,
+};
 use linemark::client::StationClient;
 use linemark::daemon::notify::Notifier;
 use linemark::daemon::{Daemon, Supervision};
@@ -93,12 +95,7 @@ async fn ready_comes_once_it_can_serve_and_watchdog_pings_stop_while_the_writer_
         "{ready:?}"
     );
     // Ready means serving.
-    let mut c = StationClient::new(
-        tokio::net::TcpStream::connect(d.tcp_addr("t").unwrap())
-            .await
-            .unwrap(),
-        "t",
-    );
+    let mut c = connect(&d, "t", "t").await;
     ok(&mut c, "PING", &[]).await;
     let pings_in = |ms: u64| {
         let until = Instant::now() + Duration::from_millis(ms);

@@ -1,6 +1,6 @@
 //! SHIP and REPLACE over a real socket, and the per-shipment export.
 
-use crate::helper::{count_events, grant, ok, station_toml, stderr, Line};
+use crate::helper::{connect, count_events, grant, ok, station_toml, stderr, Line};
 use linemark::client::StationClient;
 use linemark::daemon::Daemon;
 use linemark::protocol::{ErrorCode, Response};
@@ -46,12 +46,7 @@ async fn passed(c: &mut StationClient<tokio::net::TcpStream>, product: &str) -> 
 async fn a_1000_unit_shipment_exports_complete_and_in_order() {
     let line = line();
     let d = Daemon::start(line.config()).await.unwrap();
-    let mut c = StationClient::new(
-        tokio::net::TcpStream::connect(d.tcp_addr("t").unwrap())
-            .await
-            .unwrap(),
-        "t",
-    );
+    let mut c = connect(&d, "t", "t").await;
     let mut order = Vec::new();
     for i in 0..1000 {
         let u = passed(&mut c, "BMS").await;
@@ -126,12 +121,7 @@ async fn a_1000_unit_shipment_exports_complete_and_in_order() {
 async fn no_bind_or_replace_makes_a_unit_its_own_ancestor() {
     let line = line();
     let d = Daemon::start(line.config()).await.unwrap();
-    let mut c = StationClient::new(
-        tokio::net::TcpStream::connect(d.tcp_addr("t").unwrap())
-            .await
-            .unwrap(),
-        "t",
-    );
+    let mut c = connect(&d, "t", "t").await;
     let mut alloc = async || {
         c.request("ALLOC", &[("product", "BMS")])
             .await

@@ -5,8 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::helper::{count_events, grant, ok, ready_unit, station_toml, stderr, stdout, Line};
-use linemark::client::StationClient;
+use crate::helper::{
+    connect, count_events, grant, ok, ready_unit, station_toml, stderr, stdout, Line,
+};
 use linemark::daemon::Daemon;
 use linemark::web::auth::sha256;
 
@@ -49,12 +50,7 @@ pub fn web_line(printer_dir: &std::path::Path) -> Line {
 
 /// A unit that passed final test, through the station protocol.
 pub async fn passed_unit(d: &Daemon) -> String {
-    let mut c = StationClient::new(
-        tokio::net::TcpStream::connect(d.tcp_addr("t").unwrap())
-            .await
-            .unwrap(),
-        "t",
-    );
+    let mut c = connect(d, "t", "t").await;
     let u = ready_unit(&mut c).await;
     ok(&mut c, "FINAL", &[("unit", &u), ("status", "PASS")]).await;
     u

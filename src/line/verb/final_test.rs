@@ -5,42 +5,29 @@
 //! Must not: write SQL or wake a printer (the caller does, from the
 //! outcome, after the commit).
 
-use std::collections::BTreeMap;
-
 use crate::config::Station;
 use crate::journal::units::UnitStatus;
 use crate::journal::{EventType, WriteTx};
-use crate::line::rules::{
-    measurements, missing_steps, no_unknown_fields, station_step, status, unit_arg, Refusal,
-};
+use crate::line::rules::{missing_steps, Refusal};
 use crate::protocol::{ErrorCode, Request};
 
-use super::test_result::record;
+use super::test_result::{record, TestResult};
 use super::{known_unit, not_scrapped, refuse, Ctx, LabelJob, LineError, Outcome};
 
-/// `FINAL unit= status=PASS|FAIL [step=] [m.<name>=]...`
+/// `FINAL unit= status=PASS|FAIL [step=] [m.<name>=]...`: the same fields
+/// as RESULT; the step is the station's, or `final` for a station without
+/// one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FinalTest {
-    pub unit: String,
-    pub step: String,
-    pub pass: bool,
-    pub measurements: BTreeMap<String, String>,
-}
+pub struct FinalTest(pub TestResult);
 
 impl FinalTest {
-    /// The step is the station's, or `final` for a station without one.
     pub fn parse(req: &Request, station: &Station) -> Result<Self, Refusal> {
-        no_unknown_fields(req, &["unit", "status", "step"], &["m."])?;
-        Ok(FinalTest {
-            unit: unit_arg(req, "unit")?,
-            step: station_step(req, station)?,
-            pass: status(req)?,
-            measurements: measurements(req)?,
-        })
+        TestResult::parse(req, station).map(FinalTest)
     }
 
     pub fn apply(self, tx: &mut WriteTx<'_>, ctx: &Ctx<'_>) -> Result<Outcome, LineError> {
-        let unit = self.unit.as_str();
+        let FinalTest(t) = self;
+        let unit = t.unit.as_str();
         let u = known_unit(tx, unit)?;
         not_scrapped(&u)?;
         if u.state == UnitStatus::Passed {
@@ -49,7 +36,7 @@ impl FinalTest {
                 format!("unit {unit} already passed final test; use REPRINT for a new label"),
             ));
         }
-        if self.pass {
+        if t.pass {
             let product = ctx.config.product(&u.product).ok_or_else(|| {
                 refuse(
                     ErrorCode::UnknownProduct,
@@ -67,14 +54,14 @@ impl FinalTest {
                 ));
             }
         }
-        let kind = if self.pass {
+        let kind = if t.pass {
             EventType::FinalPass
         } else {
             EventType::FinalFail
         };
-        let ev = record(tx, ctx, &u, kind, &self.step, self.pass, &self.measurements)?;
-        tx.set_final(u.idx, self.pass, ev.seq, &ev.ts)?;
-        match (ctx.printer, self.pass) {
+        let ev = record(tx, ctx, &u, kind, &t.step, t.pass, &t.measurements)?;
+        tx.set_final(u.idx, t.pass, ev.seq, &ev.ts)?;
+        match (ctx.printer, t.pass) {
             (Some(printer), true) => {
                 let template = ctx.template_of(&u)?;
                 let (job, _) =

@@ -393,7 +393,7 @@ mod tests {
                 .code,
             ErrorCode::BadValue
         );
-        let Command::Final(final_test::FinalTest { step, .. }) =
+        let Command::Final(final_test::FinalTest(test_result::TestResult { step, .. })) =
             cmd("FINAL unit=V700QW11S6PJ4 status=FAIL", None).unwrap()
         else {
             panic!()

@@ -29,6 +29,7 @@ impl TestResult {
     /// The step is the station's (a frame may only pick one of its steps).
     pub fn parse(req: &Request, station: &Station) -> Result<Self, Refusal> {
         no_unknown_fields(req, &["unit", "step", "status"], &["m."])?;
+        // FINAL without a step at a station without one records `final`.
         Ok(TestResult {
             unit: unit_arg(req, "unit")?,
             step: station_step(req, station)?,
