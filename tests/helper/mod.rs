@@ -663,13 +663,17 @@ impl Drop for TmpMount {
 impl Line {
     /// Imports the test issuer's grant for block `name` into this line.
     pub fn grant_block(&self, name: &str, start: u64, count: u64) {
-        self.open()
-            .import_grant_blocking(
-                grant(name, start, count),
-                &self.config().grant_policy().expect("policy"),
-                "test",
-            )
-            .expect("grant imports");
+        self.grant_into(&self.open(), name, start, count);
+    }
+
+    /// Imports a signed block grant into this line's open journal `j`.
+    pub fn grant_into(&self, j: &Journal, name: &str, start: u64, count: u64) {
+        j.import_grant_blocking(
+            grant(name, start, count),
+            &self.config().grant_policy().expect("policy"),
+            "test",
+        )
+        .expect("grant imports");
     }
 }
 

@@ -1,7 +1,7 @@
 //! The command line: global --config, exit codes, one-line reasons,
 //! config errors that point at the key, unit show, backup.
 
-use crate::helper::{alloc, grant, stderr, stdout, Line, BASE_CONFIG};
+use crate::helper::{alloc, stderr, stdout, Line, BASE_CONFIG};
 
 #[test]
 fn config_errors_name_file_line_and_key_and_exit_2() {
@@ -73,12 +73,7 @@ fn the_config_option_works_anywhere_on_the_line() {
 fn unit_show_prints_state_uri_and_history_and_refuses_bad_ids() {
     let line = Line::new();
     let j = line.open();
-    j.import_grant_blocking(
-        grant("b1", 1048576, 10),
-        &line.config().grant_policy().unwrap(),
-        "t",
-    )
-    .unwrap();
+    line.grant_into(&j, "b1", 1048576, 10);
     let id = alloc(&j).unwrap();
     drop(j);
     let out = line.cli(&["unit", "show", &id.to_lowercase()]);
@@ -110,12 +105,7 @@ fn unit_show_prints_state_uri_and_history_and_refuses_bad_ids() {
 fn backup_writes_a_verified_copy_and_never_overwrites() {
     let line = Line::new();
     let j = line.open();
-    j.import_grant_blocking(
-        grant("b1", 0, 100),
-        &line.config().grant_policy().unwrap(),
-        "t",
-    )
-    .unwrap();
+    line.grant_into(&j, "b1", 0, 100);
     for _ in 0..20 {
         alloc(&j).unwrap();
     }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use crate::helper::{grant, Allocator, Line, Rng};
+use crate::helper::{Allocator, Line, Rng};
 use linemark::config::Config;
 use linemark::ids::{IdCodec, NamespaceKey};
 use linemark::journal::{self, AllocRequest, Journal, JournalOptions};
@@ -58,12 +58,7 @@ fn sigkill_at_random_moments_never_loses_a_printed_id_or_issues_one_twice() {
     let line = Line::new();
     {
         let j = line.open();
-        j.import_grant_blocking(
-            grant("b1", 0, 10_000_000),
-            &line.config().grant_policy().unwrap(),
-            "t",
-        )
-        .unwrap();
+        line.grant_into(&j, "b1", 0, 10_000_000);
     }
     let mut rng = Rng::seeded();
     let mut printed_total: HashSet<String> = HashSet::new();

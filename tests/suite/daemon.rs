@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::helper::{grant, station_toml, wait_for, Line, Rng};
+use crate::helper::{station_toml, wait_for, Line, Rng};
 use linemark::client::StationClient;
 use linemark::ids::{IdCodec, NamespaceKey};
 use linemark::journal;
@@ -37,12 +37,7 @@ fn line_with_tcp_stations() -> (Line, Vec<u16>) {
     let line = Line::with_config(&extra);
     {
         let j = line.open();
-        j.import_grant_blocking(
-            grant("b1", 0, 10_000_000),
-            &line.config().grant_policy().unwrap(),
-            "t",
-        )
-        .unwrap();
+        line.grant_into(&j, "b1", 0, 10_000_000);
     }
     (line, ports)
 }

@@ -1,7 +1,7 @@
 //! The EPCIS 2.0 export validates against GS1's JSON Schema, carries every
 //! mapped event, and its epcList entries are Digital Links we can read.
 
-use crate::helper::{connect, grant, ok, station_toml, stderr, Line};
+use crate::helper::{connect, ok, station_toml, stderr, Line};
 use linemark::daemon::Daemon;
 
 const VERBS: &[&str] = &[
@@ -15,12 +15,7 @@ async fn the_epcis_export_validates_against_the_gs1_schema() {
     let line = Line::with_config(&extra);
     {
         let j = line.open();
-        j.import_grant_blocking(
-            grant("b1", 0, 1000),
-            &line.config().grant_policy().unwrap(),
-            "t",
-        )
-        .unwrap();
+        line.grant_into(&j, "b1", 0, 1000);
     }
     let d = Daemon::start(line.config()).await.unwrap();
     let mut c = connect(&d, "t", "t").await;

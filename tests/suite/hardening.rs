@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helper::{free_port, grant, ok, ready_unit, spawn_daemon, station_toml, wait_for, Line};
+use crate::helper::{free_port, ok, ready_unit, spawn_daemon, station_toml, wait_for, Line};
 use linemark::client::StationClient;
 
 /// Reads until EOF or an error; `true` if the peer closed within `within`.
@@ -186,12 +186,7 @@ fn evidence_is_read_from_a_read_only_file_system() {
     let line = Line::new();
     let unit = {
         let j = line.open();
-        j.import_grant_blocking(
-            grant("b1", 0, 100),
-            &line.config().grant_policy().unwrap(),
-            "t",
-        )
-        .unwrap();
+        line.grant_into(&j, "b1", 0, 100);
         let u = crate::helper::alloc(&j).unwrap();
         crate::helper::alloc(&j).unwrap();
         u

@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use crate::helper::{
-    connect, count_events, grant, ok, ready_unit, station_toml, unit_in_zpl, wait_for, FakeZebra,
-    Line, ZebraMode,
+    connect, count_events, ok, ready_unit, station_toml, unit_in_zpl, wait_for, FakeZebra, Line,
+    ZebraMode,
 };
 use linemark::client::StationClient;
 use linemark::daemon::Daemon;
@@ -22,12 +22,7 @@ fn line_with_printer(url: &str) -> Line {
     extra += &format!("\n[[printer]]\nname = \"p1\"\nurl = \"{url}\"\n");
     let line = Line::with_config(&extra);
     let j = line.open();
-    j.import_grant_blocking(
-        grant("b1", 1048576, 10_000),
-        &line.config().grant_policy().unwrap(),
-        "t",
-    )
-    .unwrap();
+    line.grant_into(&j, "b1", 1048576, 10_000);
     line
 }
 

@@ -3,7 +3,7 @@
 //! Regenerate (only when adding a new version's fixture) with
 //! `LINEMARK_WRITE_FIXTURES=1 cargo test migrations`.
 
-use crate::helper::{alloc, grant, Line};
+use crate::helper::{alloc, Line};
 use linemark::ids::{IdCodec, NamespaceKey};
 use linemark::journal;
 
@@ -18,12 +18,7 @@ fn the_v1_journal_fixture_opens_verifies_and_accepts_new_events() {
     if std::env::var_os("LINEMARK_WRITE_FIXTURES").is_some() && !path.exists() {
         let line = Line::new();
         let j = line.open();
-        j.import_grant_blocking(
-            grant("fixture-v1", 1048576, 1000),
-            &line.config().grant_policy().unwrap(),
-            "fixture",
-        )
-        .unwrap();
+        line.grant_into(&j, "fixture-v1", 1048576, 1000);
         for _ in 0..5 {
             alloc(&j).unwrap();
         }

@@ -4,9 +4,7 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use crate::helper::{
-    alloc, connect, count_events, grant, ok, station_toml, stderr, wait_for, Line,
-};
+use crate::helper::{alloc, connect, count_events, ok, station_toml, stderr, wait_for, Line};
 use linemark::client::StationClient;
 use linemark::daemon::notify::Notifier;
 use linemark::daemon::{Daemon, Supervision};
@@ -69,12 +67,7 @@ async fn ready_comes_once_it_can_serve_and_watchdog_pings_stop_while_the_writer_
     ));
     {
         let j = line.open();
-        j.import_grant_blocking(
-            grant("b1", 0, 100),
-            &line.config().grant_policy().unwrap(),
-            "t",
-        )
-        .unwrap();
+        line.grant_into(&j, "b1", 0, 100);
     }
     let sock_path = line.path().join("notify.sock");
     let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
@@ -138,12 +131,7 @@ fn the_restore_drill_reissues_nothing_and_the_chain_verifies() {
     let line = Line::new();
     let mut all = HashSet::new();
     let j = line.open();
-    j.import_grant_blocking(
-        grant("b1", 0, 100_000),
-        &line.config().grant_policy().unwrap(),
-        "t",
-    )
-    .unwrap();
+    line.grant_into(&j, "b1", 0, 100_000);
     for _ in 0..10 {
         assert!(all.insert(alloc(&j).unwrap()));
     }
@@ -223,12 +211,7 @@ async fn fault_log_lines_name_the_station_or_printer_and_the_code() {
     let line = Line::with_config(&extra);
     {
         let j = line.open();
-        j.import_grant_blocking(
-            grant("b1", 0, 100),
-            &line.config().grant_policy().unwrap(),
-            "t",
-        )
-        .unwrap();
+        line.grant_into(&j, "b1", 0, 100);
     }
     let mut daemon = std::process::Command::new(env!("CARGO_BIN_EXE_linemark"))
         .args(["run", "--log-format", "json", "--config"])

@@ -6,7 +6,7 @@ use linemark::journal::{AllocRequest, EventType, Journal, JournalError, NewEvent
 use linemark::report::{self, shift, Window};
 use serde_json::json;
 
-use crate::helper::{grant, stderr, stdout, Line};
+use crate::helper::{stderr, stdout, Line};
 
 const SHIFTS: &str = r#"
 [[shift]]
@@ -105,12 +105,7 @@ fn spring_night(j: &Journal) -> Vec<String> {
 fn line_with_journal() -> (Line, Journal) {
     let line = Line::with_config(SHIFTS);
     let j = line.open();
-    j.import_grant_blocking(
-        grant("b1", 0, 10_000),
-        &line.config().grant_policy().unwrap(),
-        "t",
-    )
-    .unwrap();
+    line.grant_into(&j, "b1", 0, 10_000);
     (line, j)
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::helper::{alloc, count_events, grant, stderr, Allocator, Line};
+use crate::helper::{alloc, count_events, stderr, Allocator, Line};
 
 fn put_back(line: &Line, backup: &std::path::Path) {
     std::fs::copy(backup, line.db_path()).unwrap();
@@ -19,12 +19,7 @@ fn restoring_an_older_backup_reissues_nothing_and_is_journaled() {
     let mut all = HashSet::new();
     {
         let j = line.open();
-        j.import_grant_blocking(
-            grant("b1", 0, 100_000),
-            &line.config().grant_policy().unwrap(),
-            "t",
-        )
-        .unwrap();
+        line.grant_into(&j, "b1", 0, 100_000);
         for _ in 0..10 {
             assert!(all.insert(alloc(&j).unwrap()));
         }
@@ -59,12 +54,7 @@ fn restoring_over_a_crashed_run_reissues_nothing() {
     let line = Line::new();
     {
         let j = line.open();
-        j.import_grant_blocking(
-            grant("b1", 0, 100_000),
-            &line.config().grant_policy().unwrap(),
-            "t",
-        )
-        .unwrap();
+        line.grant_into(&j, "b1", 0, 100_000);
     }
     let backup = line.path().join("old.db");
     assert_eq!(

@@ -1,6 +1,6 @@
 //! SHIP and REPLACE over a real socket, and the per-shipment export.
 
-use crate::helper::{connect, count_events, grant, ok, station_toml, stderr, Line};
+use crate::helper::{connect, count_events, ok, station_toml, stderr, Line};
 use linemark::client::StationClient;
 use linemark::daemon::Daemon;
 use linemark::protocol::{ErrorCode, Response};
@@ -14,12 +14,7 @@ fn line() -> Line {
     extra += "\n[[product]]\nkey = \"BMS\"\ngtin = \"09506000134369\"\nlevel = \"item\"\ntemplate = \"device-25x15\"\n";
     let line = Line::with_config(&extra);
     let j = line.open();
-    j.import_grant_blocking(
-        grant("b1", 0, 100_000),
-        &line.config().grant_policy().unwrap(),
-        "t",
-    )
-    .unwrap();
+    line.grant_into(&j, "b1", 0, 100_000);
     line
 }
 

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::helper::{grant, ok, station_toml, wait_connected, Line, Pty};
+use crate::helper::{ok, station_toml, wait_connected, Line, Pty};
 use linemark::client::StationClient;
 use linemark::daemon::Daemon;
 use linemark::protocol::{ErrorCode, Response};
@@ -58,12 +58,7 @@ pub(crate) fn rig() -> Rig {
     std::mem::forget(dir);
     {
         let j = line.open();
-        j.import_grant_blocking(
-            grant("b1", 1048576, 100_000),
-            &line.config().grant_policy().unwrap(),
-            "t",
-        )
-        .unwrap();
+        line.grant_into(&j, "b1", 1048576, 100_000);
     }
     Rig {
         line,

@@ -14,12 +14,7 @@ use crate::helper::{
 
 fn grant_in(line: &Line, units: u64) {
     let j = line.open();
-    j.import_grant_blocking(
-        grant("b1", 0, 1_000_000),
-        &line.config().grant_policy().unwrap(),
-        "t",
-    )
-    .unwrap();
+    line.grant_into(&j, "b1", 0, 1_000_000);
     fill(&j, units);
 }
 
@@ -308,12 +303,7 @@ async fn block_answers_are_checked_like_blocks_import() {
     let line = line_with_upstream(&store.url(), "off", "");
     {
         let j = line.open();
-        j.import_grant_blocking(
-            grant("b1", 0, 5),
-            &line.config().grant_policy().unwrap(),
-            "t",
-        )
-        .unwrap();
+        line.grant_into(&j, "b1", 0, 5);
     }
     let mut forged = grant("b2", 1000, 1000);
     forged.signature = grant("b9", 7, 7).signature;

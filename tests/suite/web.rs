@@ -39,12 +39,7 @@ pub fn web_line(printer_dir: &std::path::Path) -> Line {
     extra += &token_toml("admin", "ad", "ad-secret");
     let line = Line::with_config(&extra);
     let j = line.open();
-    j.import_grant_blocking(
-        grant("b1", 1048576, 10_000),
-        &line.config().grant_policy().unwrap(),
-        "t",
-    )
-    .unwrap();
+    line.grant_into(&j, "b1", 1048576, 10_000);
     line
 }
 
