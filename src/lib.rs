@@ -18,6 +18,7 @@
 //! - [`web`]: the local web page, metrics and token-gated actions.
 //! - [`cli`]: one function per subcommand.
 
+pub mod central;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -10,6 +10,7 @@
 //! `validate.rs` every check with its error, `types.rs` what the rest of
 //! linemark reads, `templates.rs` finding and loading label templates.
 
+pub mod locate;
 mod raw;
 mod templates;
 mod types;
@@ -27,9 +28,9 @@ use crate::protocol::Verb;
 pub use raw::RawConfig;
 pub use templates::*;
 pub use types::*;
+use validate::Validator;
 #[cfg(test)]
 use validate::MAX_TEXT;
-use validate::{key_path_at, line_of, Validator};
 
 /// The commented example config, also the built-in default of `linemark demo`.
 pub const EMBEDDED_DEFAULT: &str = include_str!("../../config/linemark.toml");
@@ -68,17 +69,8 @@ impl Config {
 
     /// Validates config text; relative paths are joined to `base`.
     pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            let at = e.span().map(|span| span.start);
-            ConfigError {
-                file: origin.to_string(),
-                line: at.map(|o| line_of(text, o)),
-                key: at
-                    .and_then(|o| key_path_at(text, o))
-                    .unwrap_or_else(|| "(syntax)".into()),
-                message: e.message().trim().to_string(),
-            }
-        })?;
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| locate::toml_error(text, origin, &e))?;
         Validator { text, origin, base }.validate(raw)
     }
 

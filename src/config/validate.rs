@@ -9,6 +9,7 @@ use std::path::Path;
 
 use crate::label::Template;
 
+use super::locate::{self, Seg};
 use super::*;
 
 /// Longest free-text config value (a site name).
@@ -16,118 +17,15 @@ pub(super) const MAX_TEXT: usize = 128;
 /// Longest URL or device path in the config.
 const MAX_URL: usize = 512;
 
-/// 1-based line of a byte offset.
-pub(super) fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count()
-        + 1
-}
-
-/// The dotted key path (`product[1].gtin`) whose key or value covers a byte
-/// offset, through toml's spanned parse.
-pub(super) fn key_path_at(text: &str, offset: usize) -> Option<String> {
-    /// Visits every key, recursing into tables and arrays of tables; keeps
-    /// the path whose key or scalar value covers `offset`.
-    fn walk(t: &toml::de::DeTable<'_>, offset: usize, prefix: &str, found: &mut Option<String>) {
-        for (k, v) in t.iter() {
-            let path = if prefix.is_empty() {
-                k.get_ref().to_string()
-            } else {
-                format!("{prefix}.{}", k.get_ref())
-            };
-            let vs = v.span();
-            let hit = k.span().contains(&offset) || (vs.start..=vs.end).contains(&offset);
-            match v.get_ref() {
-                toml::de::DeValue::Table(inner) => walk(inner, offset, &path, found),
-                toml::de::DeValue::Array(items) => {
-                    let mut deeper = false;
-                    for (i, item) in items.iter().enumerate() {
-                        if let toml::de::DeValue::Table(inner) = item.get_ref() {
-                            walk(inner, offset, &format!("{path}[{i}]"), found);
-                            deeper = true;
-                        } else {
-                            let s = item.span();
-                            if (s.start..=s.end).contains(&offset) {
-                                *found = Some(format!("{path}[{i}]"));
-                            }
-                        }
-                    }
-                    if hit && !deeper && found.is_none() {
-                        *found = Some(path);
-                    }
-                }
-                _ if hit => *found = Some(path),
-                _ => {}
-            }
-        }
-    }
-    let doc = toml::de::DeTable::parse(text).ok()?;
-    let mut found = None;
-    walk(doc.get_ref(), offset, "", &mut found);
-    found
-}
-
-/// One step of a key path: a table key or an array index.
-#[derive(Clone, Copy)]
-enum Seg<'a> {
-    Key(&'a str),
-    Index(usize),
-}
-
 pub(super) struct Validator<'a> {
     pub(super) text: &'a str,
     pub(super) origin: &'a str,
     pub(super) base: &'a Path,
 }
 
-fn display_path(path: &[Seg<'_>]) -> String {
-    let mut s = String::new();
-    for seg in path {
-        match seg {
-            Seg::Key(k) => {
-                if !s.is_empty() {
-                    s.push('.');
-                }
-                s.push_str(k);
-            }
-            Seg::Index(i) => s.push_str(&format!("[{i}]")),
-        }
-    }
-    s
-}
-
 impl Validator<'_> {
-    /// Finds the line of a key path in the source, through toml's spanned parse.
-    fn locate(&self, path: &[Seg<'_>]) -> Option<usize> {
-        let doc = toml::de::DeTable::parse(self.text).ok()?;
-        let mut span = doc.span();
-        let mut table = doc.get_ref();
-        let mut value: Option<&toml::de::DeValue<'_>> = None;
-        for seg in path {
-            let next = match (seg, value) {
-                (Seg::Key(k), None) => table.get(*k)?,
-                (Seg::Key(k), Some(v)) => v.as_table()?.get(*k)?,
-                (Seg::Index(i), Some(v)) => v.as_array()?.get(*i)?,
-                (Seg::Index(_), None) => return None,
-            };
-            span = next.span();
-            value = Some(next.get_ref());
-            if let Some(t) = value.and_then(|v| v.as_table()) {
-                table = t;
-            }
-        }
-        Some(line_of(self.text, span.start))
-    }
-
     fn err(&self, path: &[Seg<'_>], message: impl Into<String>) -> ConfigError {
-        ConfigError {
-            file: self.origin.to_string(),
-            line: self.locate(path),
-            key: display_path(path),
-            message: message.into(),
-        }
+        locate::error_at(self.text, self.origin, path, message)
     }
 
     fn path(&self, p: &str) -> PathBuf {

@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod central;
 pub mod cups;
+pub mod postgres;
 pub mod store;
 
 use std::path::{Path, PathBuf};

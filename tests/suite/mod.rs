@@ -1,4 +1,5 @@
 mod browser;
+mod central;
 mod cli;
 mod crash;
 mod daemon;

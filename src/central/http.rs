@@ -1,0 +1,302 @@
+//! The central service's HTTP side (SPEC sections 7 and 11): ingest,
+//! blocks, `/healthz` and `/metrics`.
+//!
+//! Owns: authentication (a line's token for that line's routes only: no or
+//! unknown token 401, another line's 403), body limits (a batch over
+//! `http.max_body_bytes`, compressed or decompressed, is 413 naming the
+//! limit: a gzip bomb is cut off there), and turning store answers into
+//! status codes with a JSON `{"reason": ...}`.
+//! Must not: hold state between requests (any number of instances serve
+//! one database) or write SQL.
+
+use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::json;
+
+use super::blocks::Issuer;
+use super::config::CentralConfig;
+use super::ingest::{self, Refused};
+use super::store::{Store, StoreError, TokenOwner};
+use super::token::{self, Role};
+
+/// Counters for `/metrics`.
+#[derive(Default)]
+pub struct Metrics {
+    batches: AtomicU64,
+    events: AtomicU64,
+    refused: AtomicU64,
+    blocks: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// What every request needs.
+pub struct App {
+    pub store: Store,
+    pub config: CentralConfig,
+    pub metrics: Metrics,
+}
+
+/// The router of `linemark-central run`.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/v1/lines/{line_id}/journal", post(journal))
+        .route("/v1/lines/{line_id}/blocks", post(blocks))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(app)
+}
+
+fn reason(status: StatusCode, why: impl std::fmt::Display) -> Response {
+    (status, axum::Json(json!({ "reason": why.to_string() }))).into_response()
+}
+
+/// A store failure as an answer: the client's fault 4xx, the database's 503.
+fn store_error(app: &App, e: StoreError) -> Response {
+    match e {
+        StoreError::Batch(Refused::BadBatch(m)) => reason(StatusCode::BAD_REQUEST, m),
+        StoreError::Batch(Refused::Chain(m)) => reason(StatusCode::CONFLICT, m),
+        e @ (StoreError::Count(_) | StoreError::UnknownLine(_)) => {
+            reason(StatusCode::BAD_REQUEST, e)
+        }
+        e @ StoreError::Exhausted(_) => reason(StatusCode::CONFLICT, e),
+        e => {
+            app.metrics.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "store request failed");
+            reason(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("the store could not answer ({e}); try again"),
+            )
+        }
+    }
+}
+
+/// The token's owner, when it may act for `line_id`.
+async fn line_token(app: &App, headers: &HeaderMap, line_id: &str) -> Result<TokenOwner, Response> {
+    let Some(t) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(token::from_header)
+    else {
+        return Err(reason(
+            StatusCode::UNAUTHORIZED,
+            "a bearer token is required (Authorization: Bearer ...)",
+        ));
+    };
+    let owner = match app.store.token_owner(&token::hash(t)).await {
+        Ok(Some(o)) => o,
+        Ok(None) => return Err(reason(StatusCode::UNAUTHORIZED, "unknown token")),
+        Err(e) => return Err(store_error(app, e)),
+    };
+    match (owner.role, owner.line_id.as_deref()) {
+        (Role::Line, Some(l)) if l == line_id => Ok(owner),
+        (Role::Line, Some(l)) => Err(reason(
+            StatusCode::FORBIDDEN,
+            format!("this token is line {l}'s, not line {line_id}'s"),
+        )),
+        (role, _) => Err(reason(
+            StatusCode::FORBIDDEN,
+            format!(
+                "a {} token cannot act for a line; use the line's sync token",
+                role.as_str()
+            ),
+        )),
+    }
+}
+
+/// The request body, decompressed when sent with gzip, at most `limit` bytes.
+async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, Response> {
+    let too_big = || {
+        reason(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "the body is larger than {limit} bytes (http.max_body_bytes); send smaller batches"
+            ),
+        )
+    };
+    let raw: Bytes = axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| too_big())?;
+    let gzip = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    if !gzip {
+        return Ok(raw.to_vec());
+    }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(&raw[..])
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| {
+            reason(
+                StatusCode::BAD_REQUEST,
+                format!("the gzip body does not decompress: {e}"),
+            )
+        })?;
+    if out.len() > limit {
+        return Err(too_big());
+    }
+    Ok(out)
+}
+
+async fn journal(
+    State(app): State<Arc<App>>,
+    Path(line_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if let Err(r) = line_token(&app, &headers, &line_id).await {
+        return r;
+    }
+    let body = match read_body(&headers, body, app.config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let batch =
+        match ingest::parse(&body).and_then(|b| ingest::check_shape(&b, &line_id).map(|_| b)) {
+            Ok(b) => b,
+            Err(e) => {
+                app.metrics.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(line = %line_id, reason = %e, "batch refused");
+                return store_error(&app, StoreError::Batch(e));
+            }
+        };
+    match app.store.ingest(&batch).await {
+        Ok(done) => {
+            app.metrics.batches.fetch_add(1, Ordering::Relaxed);
+            app.metrics
+                .events
+                .fetch_add(done.stored as u64, Ordering::Relaxed);
+            for p in &done.unprojected {
+                tracing::warn!(line = %line_id, problem = %p, "event stored but not projected into a passport");
+            }
+            axum::Json(json!({ "acked_through": done.acked_through })).into_response()
+        }
+        Err(e) => {
+            if matches!(e, StoreError::Batch(_)) {
+                app.metrics.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(line = %line_id, reason = %e, "batch refused");
+            }
+            store_error(&app, e)
+        }
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlockRequest {
+    count: u64,
+}
+
+async fn blocks(
+    State(app): State<Arc<App>>,
+    Path(line_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let owner = match line_token(&app, &headers, &line_id).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let body = match read_body(&headers, body, 4096).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let req: BlockRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return reason(
+                StatusCode::BAD_REQUEST,
+                format!("the body must be {{\"count\": N}}: {e}"),
+            )
+        }
+    };
+    let iss = &app.config.issuer;
+    let issuer = Issuer {
+        key: &iss.key,
+        namespace: &iss.namespace,
+        key_id: &iss.key_id,
+        name: &iss.name,
+    };
+    let by = format!("{}:{}", owner.role.as_str(), owner.name);
+    match app
+        .store
+        .grant_block(
+            &issuer,
+            iss.first_index,
+            iss.max_block,
+            &line_id,
+            req.count,
+            &by,
+        )
+        .await
+    {
+        Ok(g) => {
+            app.metrics.blocks.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(line = %line_id, block = %g.block_id, start = g.start, count = g.count, "block granted");
+            axum::Json(g).into_response()
+        }
+        Err(e) => store_error(&app, e),
+    }
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    match app.store.ping().await {
+        Ok(()) => (StatusCode::OK, "ok\n").into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the database does not answer: {e}\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let m = &app.metrics;
+    let mut out = String::new();
+    for (name, help, v) in [
+        (
+            "linemark_central_batches_total",
+            "Journal batches acknowledged.",
+            &m.batches,
+        ),
+        (
+            "linemark_central_events_stored_total",
+            "Events stored (each once).",
+            &m.events,
+        ),
+        (
+            "linemark_central_batches_refused_total",
+            "Batches refused (400 or 409).",
+            &m.refused,
+        ),
+        (
+            "linemark_central_blocks_granted_total",
+            "Block grants issued.",
+            &m.blocks,
+        ),
+        (
+            "linemark_central_store_errors_total",
+            "Requests the database could not answer.",
+            &m.errors,
+        ),
+    ] {
+        out.push_str(&format!(
+            "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+            v.load(Ordering::Relaxed)
+        ));
+    }
+    let up = u8::from(app.store.ping().await.is_ok());
+    out.push_str(&format!(
+        "# HELP linemark_central_database_up Whether the database answers.\n# TYPE linemark_central_database_up gauge\nlinemark_central_database_up {up}\n"
+    ));
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

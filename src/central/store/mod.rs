@@ -1,0 +1,432 @@
+//! The central store on PostgreSQL (SPEC section 11): the connection pool,
+//! the versioned migrations, and every query of the service.
+//!
+//! Owns: all SQL of `linemark-central`. Each write is one transaction:
+//! a batch's events, its passport projection and the line's new chain head
+//! commit together (the line's row is locked first, so two instances never
+//! interleave one line's batches); a block's range is taken under the
+//! allocator's row lock, and the database's exclusion constraint refuses
+//! any two grants that share an index.
+//! Must not: decide what a batch, a grant or a passport is (that is
+//! `ingest`, `blocks` and `projection`, pure); speak HTTP.
+
+pub mod migrations;
+
+use std::collections::BTreeMap;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use serde_json::Value;
+use tokio_postgres::NoTls;
+
+use super::blocks::{self, Issuer};
+use super::ingest::{self, Batch, CheckedEvent, Refused, Stored};
+use super::projection::{self, EventView, Passport};
+use super::token::Role;
+use crate::ids::grant::Grant;
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database refused the connection settings: {0}")]
+    Config(String),
+    #[error("no database connection: {0}")]
+    Pool(String),
+    #[error("database error: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    #[error("line {0:?} is not registered (linemark-central line add {0})")]
+    UnknownLine(String),
+    #[error("line {0:?} is already registered")]
+    LineExists(String),
+    #[error("the allocator is not set up; run linemark-central migrate")]
+    NoAllocator,
+    #[error(transparent)]
+    Batch(#[from] Refused),
+    #[error(transparent)]
+    Count(#[from] blocks::CountError),
+    #[error(transparent)]
+    Exhausted(#[from] blocks::Exhausted),
+    #[error("the database schema is version {found}, this build knows up to {known}; upgrade linemark-central")]
+    SchemaTooNew { found: i32, known: i32 },
+    #[error("the database schema is not set up (version {found}, needs {needed}); run linemark-central migrate")]
+    SchemaTooOld { found: i32, needed: i32 },
+}
+
+impl From<deadpool_postgres::PoolError> for StoreError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        StoreError::Pool(e.to_string())
+    }
+}
+
+/// Who a token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenOwner {
+    pub role: Role,
+    pub name: String,
+    /// For a line token: its line.
+    pub line_id: Option<String>,
+}
+
+/// What an ingested batch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ingested {
+    pub acked_through: i64,
+    /// Events stored by this request (0 for a batch sent again).
+    pub stored: usize,
+    /// Events stored but not projected, with why (logged by the caller).
+    pub unprojected: Vec<String>,
+}
+
+/// The pool of connections to the central database.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// A pool of up to `size` connections to `url` (connections are made
+    /// when first needed).
+    pub fn connect(url: &str, size: usize) -> Result<Store, StoreError> {
+        let pg: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| StoreError::Config(e.to_string()))?;
+        let mgr = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(mgr)
+            .max_size(size)
+            .build()
+            .map_err(|e| StoreError::Config(e.to_string()))?;
+        Ok(Store { pool })
+    }
+
+    /// Creates or upgrades the schema (idempotent; concurrent runs wait for
+    /// each other) and makes sure the allocator starts at `first_index`.
+    /// Answers the versions applied now.
+    pub async fn migrate(&self, first_index: u64) -> Result<Vec<i32>, StoreError> {
+        let mut c = self.pool.get().await?;
+        let applied = migrations::apply(&mut c).await?;
+        c.execute(
+            "INSERT INTO allocator (id, next_index) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
+            &[&(first_index as i64)],
+        )
+        .await?;
+        Ok(applied)
+    }
+
+    /// Refuses to serve a schema that is older or newer than this build's.
+    pub async fn check_schema(&self) -> Result<(), StoreError> {
+        let c = self.pool.get().await?;
+        migrations::check(&c).await
+    }
+
+    /// `SELECT 1`: does the database answer?
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let c = self.pool.get().await?;
+        c.query_one("SELECT 1", &[]).await?;
+        Ok(())
+    }
+
+    /// Registers a line and its sync token (given by its hash).
+    pub async fn add_line(&self, line_id: &str, token_sha256: &str) -> Result<(), StoreError> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let n = tx
+            .execute(
+                "INSERT INTO lines (line_id) VALUES ($1) ON CONFLICT DO NOTHING",
+                &[&line_id],
+            )
+            .await?;
+        if n == 0 {
+            return Err(StoreError::LineExists(line_id.to_string()));
+        }
+        tx.execute(
+            "INSERT INTO tokens (token_sha256, role, name, line_id) VALUES ($1, 'line', $2, $2)",
+            &[&token_sha256, &line_id],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Stores a token for a person or system.
+    pub async fn add_token(
+        &self,
+        token_sha256: &str,
+        role: Role,
+        name: &str,
+    ) -> Result<(), StoreError> {
+        let c = self.pool.get().await?;
+        c.execute(
+            "INSERT INTO tokens (token_sha256, role, name) VALUES ($1, $2, $3)",
+            &[&token_sha256, &role.as_str(), &name],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The owner of a token (by its hash), if it is known.
+    pub async fn token_owner(&self, token_sha256: &str) -> Result<Option<TokenOwner>, StoreError> {
+        let c = self.pool.get().await?;
+        let stmt = c
+            .prepare_cached("SELECT role, name, line_id FROM tokens WHERE token_sha256 = $1")
+            .await?;
+        let row = c.query_opt(&stmt, &[&token_sha256]).await?;
+        Ok(row.and_then(|r| {
+            Some(TokenOwner {
+                role: Role::parse(r.get::<_, &str>(0))?,
+                name: r.get(1),
+                line_id: r.get(2),
+            })
+        }))
+    }
+
+    /// Stores the new events of a batch with their passports and the line's
+    /// new chain head, in one transaction; a refused batch stores nothing.
+    pub async fn ingest(&self, batch: &Batch) -> Result<Ingested, StoreError> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        let head = tx
+            .query_opt(
+                "SELECT head_seq, head_hash FROM lines WHERE line_id = $1 FOR UPDATE",
+                &[&batch.line_id],
+            )
+            .await?
+            .ok_or_else(|| StoreError::UnknownLine(batch.line_id.clone()))?;
+        let mut stored = Stored {
+            head_seq: head.get(0),
+            head_hash: head.get(1),
+            hashes: Vec::new(),
+        };
+        // The stored hashes the batch overlaps, and the one before it.
+        let (lo, hi) = (
+            (batch.first_seq - 1).max(1),
+            batch.last_seq.min(stored.head_seq),
+        );
+        if lo <= hi {
+            for r in tx
+                .query(
+                    "SELECT seq, hash FROM events WHERE line_id = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq",
+                    &[&batch.line_id, &lo, &hi],
+                )
+                .await?
+            {
+                stored.hashes.push((r.get(0), r.get(1)));
+            }
+        }
+        let fresh = ingest::new_events(batch, &stored)?;
+        let acked_through = batch.last_seq.max(stored.head_seq);
+        if fresh.is_empty() {
+            return Ok(Ingested {
+                acked_through,
+                stored: 0,
+                unprojected: Vec::new(),
+            });
+        }
+        insert_events(&tx, &batch.line_id, &fresh).await?;
+        let unprojected = project(&tx, &batch.line_id, &fresh).await?;
+        let last = fresh.last().map(|e| (e.seq, e.hash.clone()));
+        if let Some((seq, hash)) = last {
+            tx.execute(
+                "UPDATE lines SET head_seq = $2, head_hash = $3 WHERE line_id = $1",
+                &[&batch.line_id, &seq, &hash],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Ingested {
+            acked_through,
+            stored: fresh.len(),
+            unprojected,
+        })
+    }
+
+    /// Takes the next `count` indices under the allocator's row lock, signs
+    /// the grant for `line_id` and records it, in one transaction.
+    pub async fn grant_block(
+        &self,
+        issuer: &Issuer<'_>,
+        first_index: u64,
+        max_block: u64,
+        line_id: &str,
+        count: u64,
+        requested_by: &str,
+    ) -> Result<Grant, StoreError> {
+        let count = blocks::check_count(count, max_block)?;
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        if tx
+            .query_opt("SELECT 1 FROM lines WHERE line_id = $1", &[&line_id])
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::UnknownLine(line_id.to_string()));
+        }
+        let next: i64 = tx
+            .query_opt(
+                "SELECT next_index FROM allocator WHERE id = 1 FOR UPDATE",
+                &[],
+            )
+            .await?
+            .ok_or(StoreError::NoAllocator)?
+            .get(0);
+        let (start, end) = blocks::next_range(next as u64, first_index, count)?;
+        tx.execute(
+            "UPDATE allocator SET next_index = $1 WHERE id = 1",
+            &[&(end as i64)],
+        )
+        .await?;
+        let block_id = uuid::Uuid::now_v7();
+        let grant = blocks::grant(
+            issuer,
+            block_id,
+            line_id,
+            start,
+            count,
+            jiff::Timestamp::now(),
+        );
+        let json = serde_json::to_string(&grant).unwrap_or_default();
+        tx.execute(
+            "INSERT INTO grants (block_id, line_id, start_index, count, issued_at, grant_json, requested_by)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &block_id,
+                &line_id,
+                &(start as i64),
+                &(count as i64),
+                &grant.issued_at,
+                &json,
+                &requested_by,
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(grant)
+    }
+
+    /// A unit's passport projection.
+    pub async fn passport(&self, unit_id: &str) -> Result<Option<Passport>, StoreError> {
+        let c = self.pool.get().await?;
+        let row = c
+            .query_opt("SELECT doc FROM passports WHERE unit_id = $1", &[&unit_id])
+            .await?;
+        Ok(row.and_then(|r| serde_json::from_value(r.get::<_, Value>(0)).ok()))
+    }
+
+    /// `(line_id, head_seq)` of every line, for metrics and tests.
+    pub async fn line_heads(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let c = self.pool.get().await?;
+        Ok(
+            c.query("SELECT line_id, head_seq FROM lines ORDER BY line_id", &[])
+                .await?
+                .into_iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect(),
+        )
+    }
+}
+
+/// One multi-row INSERT for all new events of a batch.
+async fn insert_events(
+    tx: &deadpool_postgres::Transaction<'_>,
+    line_id: &str,
+    events: &[CheckedEvent],
+) -> Result<(), StoreError> {
+    let col = |f: fn(&CheckedEvent) -> &str| events.iter().map(f).collect::<Vec<&str>>();
+    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    let stations: Vec<Option<&str>> = events.iter().map(|e| e.station.as_deref()).collect();
+    let units: Vec<Option<&str>> = events.iter().map(|e| e.unit.as_deref()).collect();
+    tx.execute(
+        "INSERT INTO events (line_id, seq, event_id, ts, station, actor, type, unit, data, hash)
+         SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+                                  $7::text[], $8::text[], $9::text[], $10::text[])",
+        &[
+            &line_id,
+            &seqs,
+            &col(|e| &e.event_id),
+            &col(|e| &e.ts),
+            &stations,
+            &col(|e| &e.actor),
+            &col(|e| &e.kind),
+            &units,
+            &col(|e| &e.data),
+            &col(|e| &e.hash),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Updates the passports the new events touch; answers the events that
+/// could not be projected.
+async fn project(
+    tx: &deadpool_postgres::Transaction<'_>,
+    line_id: &str,
+    events: &[CheckedEvent],
+) -> Result<Vec<String>, StoreError> {
+    let parsed: Vec<(&CheckedEvent, Value)> = events
+        .iter()
+        .filter(|e| e.unit.is_some() && projection::concerns_passports(&e.kind))
+        .map(|e| (e, serde_json::from_str(&e.data).unwrap_or(Value::Null)))
+        .collect();
+    let mut units: Vec<&str> = parsed
+        .iter()
+        .filter_map(|(e, _)| e.unit.as_deref())
+        .collect();
+    units.sort_unstable();
+    units.dedup();
+    if units.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut docs: BTreeMap<String, Option<Passport>> = BTreeMap::new();
+    for r in tx
+        .query(
+            "SELECT unit_id, doc FROM passports WHERE unit_id = ANY($1) FOR UPDATE",
+            &[&units],
+        )
+        .await?
+    {
+        docs.insert(r.get(0), serde_json::from_value(r.get::<_, Value>(1)).ok());
+    }
+    let mut problems = Vec::new();
+    for (e, data) in &parsed {
+        let unit = e.unit.as_deref().unwrap_or_default();
+        let view = EventView {
+            line_id,
+            seq: e.seq,
+            ts: &e.ts,
+            station: e.station.as_deref(),
+            kind: &e.kind,
+            unit: Some(unit),
+            data,
+        };
+        let slot = docs.entry(unit.to_string()).or_insert(None);
+        match projection::apply(slot.take(), &view) {
+            Ok(p) => *slot = p,
+            Err(err) => problems.push(err.to_string()),
+        }
+    }
+    let rows: Vec<&Passport> = docs.values().flatten().collect();
+    let ids: Vec<&str> = rows.iter().map(|p| p.unit_id.as_str()).collect();
+    let lines: Vec<&str> = rows.iter().map(|p| p.line_id.as_str()).collect();
+    let gtins: Vec<&str> = rows.iter().map(|p| p.gtin.as_str()).collect();
+    let lots: Vec<Option<&str>> = rows.iter().map(|p| p.lot.as_deref()).collect();
+    let statuses: Vec<&str> = rows.iter().map(|p| p.status.as_str()).collect();
+    let doc_values: Vec<Value> = rows
+        .iter()
+        .map(|p| serde_json::to_value(p).unwrap_or(Value::Null))
+        .collect();
+    let seqs: Vec<i64> = rows.iter().map(|p| p.last_seq).collect();
+    tx.execute(
+        "INSERT INTO passports (unit_id, line_id, gtin, lot, status, doc, last_seq)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::bigint[])
+         ON CONFLICT (unit_id) DO UPDATE SET gtin = EXCLUDED.gtin, lot = EXCLUDED.lot,
+             status = EXCLUDED.status, doc = EXCLUDED.doc, last_seq = EXCLUDED.last_seq",
+        &[&ids, &lines, &gtins, &lots, &statuses, &doc_values, &seqs],
+    )
+    .await?;
+    Ok(problems)
+}

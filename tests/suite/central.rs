@@ -1,0 +1,607 @@
+//! `linemark-central` on a real PostgreSQL (a throwaway cluster per test):
+//! the unchanged `linemark run` and `linemark sync` syncing into it, blocks
+//! from its authority imported by `blocks import` and by the daemon's
+//! low-water request, two instances on one database, crashes mid-ingest,
+//! bad input, and the database refusing changes to its append-only tables.
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use crate::helper::central::Central;
+use crate::helper::{
+    connect_when_up, free_port, journal_hashes, ready_unit, spawn_daemon, station_toml, stderr,
+    stdout, upstream_toml, wait_for, Line,
+};
+use linemark::client::StationClient;
+
+/// A line syncing continuously to `base` with `token`, one TCP station.
+fn line_for(base: &str, token: &str) -> (Line, u16) {
+    let port = free_port();
+    let extra = station_toml(
+        "t",
+        &format!("tcp://127.0.0.1:{port}"),
+        &["ALLOC", "BIND", "RESULT", "FINAL"],
+        None,
+        "optional",
+    );
+    let line = Line::with_config(&format!("{extra}{}", upstream_toml(base, "continuous")));
+    std::fs::write(
+        line.path().join("config/keys/upstream.token"),
+        format!("{token}\n"),
+    )
+    .expect("token");
+    (line, port)
+}
+
+/// The line's last seq.
+fn line_head(line: &Line) -> i64 {
+    journal_hashes(&line.db_path()).len() as i64
+}
+
+fn central_head(c: &Central, line: &str) -> i64 {
+    c.sql(&format!(
+        "SELECT head_seq FROM lines WHERE line_id = '{line}'"
+    ))
+    .parse()
+    .unwrap_or(-1)
+}
+
+/// The store holds exactly the line's chain: every seq once, every hash equal.
+fn assert_same_chain(c: &Central, line: &Line) {
+    let ours = journal_hashes(&line.db_path());
+    let theirs: Vec<String> = c
+        .sql("SELECT hash FROM events WHERE line_id = 'P1-L03' ORDER BY seq")
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(theirs.len(), ours.len(), "events stored");
+    assert_eq!(theirs, ours, "the stored chain is the line's chain");
+    let dup = c.sql("SELECT count(*) - count(DISTINCT seq) FROM events");
+    assert_eq!(dup, "0", "no event stored twice");
+}
+
+async fn post(url: &str, token: Option<&str>, body: Vec<u8>, gzip: bool) -> (u16, String) {
+    let mut r = reqwest::Client::new().post(url).body(body);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if gzip {
+        r = r.header("Content-Encoding", "gzip");
+    }
+    let resp = r.send().await.expect("central answers");
+    let status = resp.status().as_u16();
+    (status, resp.text().await.unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_takes_its_blocks_from_central_and_syncs_every_event_into_it() {
+    let Some(c) = Central::start("central::the_daemon_takes_its_blocks_from_central") else {
+        return;
+    };
+    let token = c.add_line("P1-L03");
+    let inst = c.run();
+    let (line, port) = line_for(&inst.base(), &token);
+    // No block held: the daemon asks central for one at start (low water).
+    let mut daemon = spawn_daemon(&line, 4096);
+    wait_for("a block from central", || {
+        c.sql("SELECT count(*) FROM grants") == "1"
+    })
+    .await;
+    let mut st = StationClient::new(connect_when_up(port).await, "t");
+    wait_for("the block imported", || {
+        line.cli(&["blocks", "list"]).status.success()
+            && stdout(&line.cli(&["blocks", "list"])).contains("1048576")
+    })
+    .await;
+    let mut units = Vec::new();
+    for _ in 0..5 {
+        let u = ready_unit(&mut st).await;
+        crate::helper::ok(
+            &mut st,
+            "BIND",
+            &[
+                ("unit", &u),
+                ("mac", &format!("AA:BB:CC:00:00:{:02X}", units.len())),
+            ],
+        )
+        .await;
+        crate::helper::ok(&mut st, "FINAL", &[("unit", &u), ("status", "PASS")]).await;
+        units.push(u);
+    }
+    let scrap_me = crate::helper::alloc_unit(&mut st).await;
+    wait_for("central to hold the whole chain", || {
+        central_head(&c, "P1-L03") == line_head(&line)
+    })
+    .await;
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert_same_chain(&c, &line);
+    // The passports are projected in the same transactions.
+    for u in &units {
+        let status = c.sql(&format!(
+            "SELECT status FROM passports WHERE unit_id = '{u}'"
+        ));
+        assert_eq!(status, "passed", "{u}");
+        let doc = c.sql(&format!(
+            "SELECT doc::text FROM passports WHERE unit_id = '{u}'"
+        ));
+        let doc: serde_json::Value = serde_json::from_str(&doc).unwrap();
+        assert!(
+            doc["bindings"]["mac"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("AA:BB:CC")),
+            "{doc}"
+        );
+        assert_eq!(doc["tests"].as_array().map(Vec::len), Some(3), "{doc}");
+        assert!(doc["manufactured_at"].is_string(), "{doc}");
+    }
+    assert_eq!(
+        c.sql(&format!(
+            "SELECT status FROM passports WHERE unit_id = '{scrap_me}'"
+        )),
+        "in_production",
+        "a unit has a passport from its ALLOCATED event on"
+    );
+    // `linemark sync` once, with the daemon stopped, sends what is new.
+    {
+        let j = line.open();
+        crate::helper::alloc(&j).unwrap();
+    }
+    let out = line.cli(&["sync"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_same_chain(&c, &line);
+    drop(inst);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grants_from_two_instances_at_once_never_overlap_and_the_line_imports_them() {
+    let Some(c) = Central::start("central::grants_from_two_instances") else {
+        return;
+    };
+    let tokens: Vec<String> = ["P1-L03", "P1-L04", "P2-L01"]
+        .iter()
+        .map(|l| c.add_line(l))
+        .collect();
+    let (a, b) = (c.run(), c.run());
+    let mut tasks = Vec::new();
+    for i in 0..120usize {
+        let base = if i % 2 == 0 { a.base() } else { b.base() };
+        let (line, token) = match i % 3 {
+            0 => ("P1-L03", tokens[0].clone()),
+            1 => ("P1-L04", tokens[1].clone()),
+            _ => ("P2-L01", tokens[2].clone()),
+        };
+        let count = 1 + (i as u64 * 37) % 5000;
+        tasks.push(tokio::spawn(async move {
+            let url = format!("{base}/v1/lines/{line}/blocks");
+            let (s, body) = post(
+                &url,
+                Some(&token),
+                format!("{{\"count\":{count}}}").into_bytes(),
+                false,
+            )
+            .await;
+            assert_eq!(s, 200, "{body}");
+            let g: linemark::ids::Grant = serde_json::from_str(&body).unwrap();
+            assert_eq!((g.line_id.as_str(), g.count), (line, count));
+            g
+        }));
+    }
+    let mut grants = Vec::new();
+    for t in tasks {
+        grants.push(t.await.unwrap());
+    }
+    grants.sort_by_key(|g| g.start);
+    for w in grants.windows(2) {
+        assert!(
+            w[0].end() <= w[1].start,
+            "overlap: {:?} and {:?}",
+            w[0],
+            w[1]
+        );
+    }
+    assert!(grants[0].start >= 1_048_576, "first_index");
+    let ids: BTreeSet<&str> = grants.iter().map(|g| g.block_id.as_str()).collect();
+    assert_eq!(ids.len(), grants.len());
+    assert_eq!(
+        c.sql("SELECT count(*) FROM grants"),
+        "120",
+        "every grant recorded"
+    );
+    // The offline path: `grant --out`, then `linemark blocks import`.
+    let file = c.path().join("g.json");
+    let out = c.cli(&[
+        "grant",
+        "--line",
+        "P1-L03",
+        "--count",
+        "500",
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let line = Line::new();
+    let out = line.cli(&["blocks", "import", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let g: linemark::ids::Grant =
+        serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert!(
+        grants
+            .iter()
+            .all(|o| o.end() <= g.start || g.end() <= o.start),
+        "the CLI's grant comes from the same allocator"
+    );
+    // Another line's grant is refused by this line.
+    let other = grants.iter().find(|g| g.line_id == "P1-L04").unwrap();
+    let f2 = c.path().join("other.json");
+    std::fs::write(&f2, serde_json::to_string(other).unwrap()).unwrap();
+    let out = line.cli(&["blocks", "import", f2.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    // Counts out of range, unknown lines and a bad token change nothing.
+    for (count, want) in [("0", 400), ("100001", 400), ("\"x\"", 400)] {
+        let (s, body) = post(
+            &format!("{}/v1/lines/P1-L03/blocks", a.base()),
+            Some(&tokens[0]),
+            format!("{{\"count\":{count}}}").into_bytes(),
+            false,
+        )
+        .await;
+        assert_eq!(s, want, "{count}: {body}");
+        assert!(body.contains("reason"), "{body}");
+    }
+    let (s, _) = post(
+        &format!("{}/v1/lines/P1-L04/blocks", a.base()),
+        Some(&tokens[0]),
+        b"{\"count\":1}".to_vec(),
+        false,
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) = post(
+        &format!("{}/v1/lines/P1-L03/blocks", a.base()),
+        Some("lmk_nope"),
+        b"{\"count\":1}".to_vec(),
+        false,
+    )
+    .await;
+    assert_eq!(s, 401);
+    assert_eq!(c.sql("SELECT count(*) FROM grants"), "121");
+    let out = c.cli(&["grant", "--line", "NOPE", "--count", "5"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("line add NOPE"), "{}", stderr(&out));
+}
+
+/// A batch body for seqs `first..=last` of `line`'s journal (as the line
+/// would send it).
+fn batch_of(line: &Line, first: i64, last: i64) -> serde_json::Value {
+    let ours = journal_hashes(&line.db_path());
+    let conn = rusqlite::Connection::open(line.db_path()).unwrap();
+    let mut s = conn
+        .prepare("SELECT seq, event_id, ts, line_id, station, actor, type, unit, data, hash FROM events WHERE seq BETWEEN ?1 AND ?2 ORDER BY seq")
+        .unwrap();
+    let events: Vec<serde_json::Value> = s
+        .query_map([first, last], |r| {
+            Ok(serde_json::json!({
+                "seq": r.get::<_, i64>(0)?, "event_id": r.get::<_, String>(1)?, "ts": r.get::<_, String>(2)?,
+                "line_id": r.get::<_, String>(3)?, "station": r.get::<_, Option<String>>(4)?,
+                "actor": r.get::<_, String>(5)?, "type": r.get::<_, String>(6)?, "unit": r.get::<_, Option<String>>(7)?,
+                "data": serde_json::from_str::<serde_json::Value>(&r.get::<_, String>(8)?).unwrap(),
+                "hash": r.get::<_, String>(9)?,
+            }))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let prev = if first == 1 {
+        "0".repeat(64)
+    } else {
+        ours[(first - 2) as usize].clone()
+    };
+    serde_json::json!({"line_id": "P1-L03", "first_seq": first, "last_seq": last, "prev_hash": prev, "events": events})
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    e.write_all(bytes).unwrap();
+    e.finish().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_batches_are_refused_with_the_reason_and_store_nothing() {
+    let Some(c) = Central::start("central::bad_batches") else {
+        return;
+    };
+    let token = c.add_line("P1-L03");
+    let other_token = c.add_line("P1-L04");
+    let inst = c.run();
+    let line = Line::new();
+    line.grant_block("b1", 1_048_576, 1000);
+    {
+        let j = line.open();
+        for _ in 0..20 {
+            crate::helper::alloc(&j).unwrap();
+        }
+    }
+    let url = format!("{}/v1/lines/P1-L03/journal", inst.base());
+    let good = batch_of(&line, 1, 10);
+    let send = |v: &serde_json::Value| serde_json::to_vec(v).unwrap();
+    /// (what, body, gzip'd, token, status, the reason says).
+    type Case<'a> = (&'a str, Vec<u8>, bool, Option<&'a str>, u16, &'a str);
+    let mut cases: Vec<Case> = Vec::new();
+    cases.push(("no token", send(&good), false, None, 401, "bearer token"));
+    cases.push((
+        "another line's token",
+        send(&good),
+        false,
+        Some(&other_token),
+        403,
+        "P1-L04",
+    ));
+    cases.push((
+        "malformed JSON",
+        b"{\"line_id\": ".to_vec(),
+        false,
+        Some(&token),
+        400,
+        "not a journal batch",
+    ));
+    let mut v = good.clone();
+    v["line_id"] = "P1-L04".into();
+    cases.push((
+        "line_id differs from the path",
+        send(&v),
+        false,
+        Some(&token),
+        400,
+        "sent to line",
+    ));
+    let mut v = good.clone();
+    v["events"][3]["seq"] = 9.into();
+    cases.push((
+        "non-monotonic seqs",
+        send(&v),
+        false,
+        Some(&token),
+        400,
+        "consecutive",
+    ));
+    let mut v = good.clone();
+    v["events"][2]["line_id"] = "P1-L04".into();
+    cases.push((
+        "an event of another line",
+        send(&v),
+        false,
+        Some(&token),
+        400,
+        "is of line",
+    ));
+    let mut v = good.clone();
+    v["events"][4]["data"]["product"] = "FORGED".into();
+    cases.push((
+        "an altered event",
+        send(&v),
+        false,
+        Some(&token),
+        409,
+        "altered",
+    ));
+    cases.push((
+        "a batch after a gap",
+        send(&batch_of(&line, 5, 10)),
+        false,
+        Some(&token),
+        409,
+        "missing",
+    ));
+    cases.push((
+        "oversized",
+        vec![b' '; 9 * 1024 * 1024],
+        false,
+        Some(&token),
+        413,
+        "8388608",
+    ));
+    cases.push((
+        "a gzip bomb",
+        gzip(&vec![b' '; 64 * 1024 * 1024]),
+        true,
+        Some(&token),
+        413,
+        "8388608",
+    ));
+    cases.push((
+        "gzip that is not",
+        b"not gzip".to_vec(),
+        true,
+        Some(&token),
+        400,
+        "decompress",
+    ));
+    for (what, body, gz, tok, want, says) in cases {
+        let (s, answer) = post(&url, tok, body, gz).await;
+        assert_eq!(s, want, "{what}: {answer}");
+        assert!(
+            answer.contains(says),
+            "{what}: {answer:?} should say {says:?}"
+        );
+        assert_eq!(
+            c.sql("SELECT count(*) FROM events"),
+            "0",
+            "{what} stored something"
+        );
+    }
+    // The good batch, gzip'd; again (nothing twice); overlapping; the rest.
+    let (s, a) = post(&url, Some(&token), gzip(&send(&good)), true).await;
+    assert_eq!((s, a.as_str()), (200, "{\"acked_through\":10}"));
+    let (s, a) = post(&url, Some(&token), send(&good), false).await;
+    assert_eq!((s, a.as_str()), (200, "{\"acked_through\":10}"), "re-sent");
+    let (s, a) = post(&url, Some(&token), send(&batch_of(&line, 6, 15)), false).await;
+    assert_eq!(
+        (s, a.as_str()),
+        (200, "{\"acked_through\":15}"),
+        "overlapping"
+    );
+    assert_eq!(c.sql("SELECT count(*) FROM events"), "15");
+    let mut v = batch_of(&line, 8, 21);
+    v["events"][0]["data"]["product"] = "FORGED".into();
+    let (s, a) = post(&url, Some(&token), send(&v), false).await;
+    assert_eq!(s, 409, "an overlap that differs from what is stored: {a}");
+    assert_eq!(c.sql("SELECT count(*) FROM events"), "15");
+    // The rest of the journal (a BLOCK_IMPORTED and 20 ALLOCATED events).
+    let (s, _) = post(&url, Some(&token), send(&batch_of(&line, 16, 21)), false).await;
+    assert_eq!(s, 200);
+    assert_same_chain(&c, &line);
+    assert_eq!(c.sql("SELECT count(*) FROM passports"), "20");
+}
+
+#[test]
+fn the_database_itself_refuses_to_change_events_and_grants() {
+    let Some(c) = Central::start("central::the_database_itself_refuses") else {
+        return;
+    };
+    c.add_line("P1-L03");
+    let out = c.cli(&["grant", "--line", "P1-L03", "--count", "10"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    c.sql("INSERT INTO events (line_id, seq, event_id, ts, station, actor, type, unit, data, hash) VALUES ('P1-L03', 1, 'e', 't', NULL, 'a', 'ALLOCATED', NULL, '{}', 'h')");
+    for sql in [
+        "UPDATE events SET actor = 'x'",
+        "DELETE FROM events",
+        "TRUNCATE events",
+        "UPDATE grants SET count = 1",
+        "DELETE FROM grants",
+        "TRUNCATE grants CASCADE",
+    ] {
+        let out = c.pg.psql(&c.db, sql);
+        assert!(!out.status.success(), "{sql} was allowed");
+        assert!(
+            stderr(&out).contains("append-only"),
+            "{sql}: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(c.sql("SELECT count(*) FROM events"), "1");
+    assert_eq!(c.sql("SELECT count(*) FROM grants"), "1");
+    // Two grants sharing an index cannot both be stored.
+    let out = c.pg.psql(&c.db, "INSERT INTO grants (block_id, line_id, start_index, count, issued_at, grant_json, requested_by) SELECT gen_random_uuid(), line_id, start_index + 5, 10, issued_at, grant_json, 'test' FROM grants");
+    assert!(!out.status.success(), "an overlapping grant was stored");
+    // migrate is idempotent; a second run applies nothing.
+    let out = c.cli(&["migrate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("up to date"), "{}", stdout(&out));
+}
+
+#[test]
+fn the_command_line_names_bad_input_and_exits_2() {
+    let Some(c) = Central::start("central::the_command_line") else {
+        return;
+    };
+    let out = c.cli(&["token", "new", "--role", "boss", "--name", "x"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--role"), "{}", stderr(&out));
+    let out = c.cli(&[
+        "token",
+        "new",
+        "--role",
+        "authority",
+        "--name",
+        "Market surveillance",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let t = stdout(&out);
+    let token = t.lines().last().unwrap().trim();
+    assert_eq!(
+        c.sql(&format!("SELECT role || ' ' || name FROM tokens WHERE token_sha256 = encode(sha256('{token}'::bytea), 'hex')")),
+        "authority Market surveillance",
+        "only the token's sha256 is kept"
+    );
+    assert_eq!(
+        c.sql(&format!(
+            "SELECT count(*) FROM tokens WHERE token_sha256 = '{token}'"
+        )),
+        "0"
+    );
+    c.add_line("P1-L03");
+    let out = c.cli(&["line", "add", "P1-L03"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let out = c.cli(&["line", "add", "bad id"]);
+    assert_eq!(out.status.code(), Some(2));
+    // A config error names file:line: key.
+    c.write_config(
+        0,
+        "\n[[product]]\ngtin = \"09506000134353\"\nname = \"x\"\n",
+    );
+    let out = c.cli(&["migrate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let e = stderr(&out);
+    assert!(e.contains("central.toml:24: product[0].gtin:"), "{e}");
+    // A database that does not answer is a runtime failure (exit 1).
+    c.write_config(0, "");
+    std::fs::write(
+        c.config_path(),
+        std::fs::read_to_string(c.config_path()).unwrap().replace(
+            &c.url,
+            "postgresql://linemark@/central?host=/nonexistent&port=1",
+        ),
+    )
+    .unwrap();
+    let out = c.cli(&["migrate"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_mid_ingest_loses_nothing_and_stores_nothing_twice() {
+    let Some(c) = Central::start("central::sigkill_mid_ingest") else {
+        return;
+    };
+    let token = c.add_line("P1-L03");
+    let port = free_port();
+    // A fixed port, so the line's upstream URL stays valid across restarts.
+    c.write_config(port, "");
+    let start = |c: &Central| {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_linemark-central"))
+            .args(["run", "--config"])
+            .arg(c.config_path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        crate::helper::central::Instance { child, port }
+    };
+    let (line, _) = line_for(&format!("http://127.0.0.1:{port}"), &token);
+    line.grant_block("b1", 1_048_576, 1_000_000);
+    {
+        let j = line.open();
+        crate::helper::fill(&j, 60_000);
+    }
+    let mut daemon = spawn_daemon(&line, 4096);
+    let mut rng = crate::helper::Rng::seeded();
+    // Each round: wait until the line is sending (the store's head moves),
+    // then SIGKILL at a random moment during the next batches.
+    let mut held = 0;
+    for round in 0..5 {
+        let inst = start(&c);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while central_head(&c, "P1-L03") <= held {
+            assert!(
+                Instant::now() < deadline,
+                "round {round}: the line is not syncing"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(rng.below(150)));
+        inst.kill();
+        held = central_head(&c, "P1-L03");
+        eprintln!("round {round}: central held {held} events when killed");
+    }
+    let _inst = start(&c);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while central_head(&c, "P1-L03") < line_head(&line) {
+        assert!(Instant::now() < deadline, "the line never caught up");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = daemon.kill();
+    let _ = daemon.wait();
+    assert_same_chain(&c, &line);
+    assert_eq!(c.sql("SELECT count(*) FROM passports"), "60000");
+}
