@@ -28,10 +28,16 @@ fn the_systemd_units_verify() {
         "linemark-backup.timer",
         "linemark-sync.service",
         "linemark-sync.timer",
+        "linemark-central.service",
     ] {
         let text = std::fs::read_to_string(format!("{root}/systemd/{name}")).unwrap();
         // Point ExecStart at the binary under test instead of /usr/bin.
-        let text = text.replace("/usr/bin/linemark", env!("CARGO_BIN_EXE_linemark"));
+        let text = text
+            .replace(
+                "/usr/bin/linemark-central",
+                env!("CARGO_BIN_EXE_linemark-central"),
+            )
+            .replace("/usr/bin/linemark", env!("CARGO_BIN_EXE_linemark"));
         let p = dir.path().join(name);
         std::fs::write(&p, text).unwrap();
         files.push(p);
