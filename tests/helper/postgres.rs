@@ -1,7 +1,7 @@
 //! A throwaway PostgreSQL cluster (Debian's `postgresql`: `initdb` and
 //! `pg_ctl`) in a temporary folder, on a Unix socket only, stopped when the
 //! value is dropped. As root (CI) the cluster runs as the `postgres` user,
-//! since `initdb` refuses root.
+//! since `initdb` refuses root. Used by the tests and by `benches/central.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +30,15 @@ fn bin_dir() -> Option<PathBuf> {
     versions.pop()
 }
 
+/// A port nothing listens on now (the cluster listens only on its Unix
+/// socket, whose name carries the port).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 impl Postgres {
     /// `None` (after a loud SKIPPED line) where PostgreSQL is not installed.
     pub fn start(test: &str) -> Option<Postgres> {
@@ -50,7 +59,7 @@ impl Postgres {
         let pg = Postgres {
             dir,
             bin,
-            port: crate::helper::free_port(),
+            port: free_port(),
             as_postgres,
         };
         let data = pg.data();
