@@ -26,7 +26,10 @@ use linemark::journal::event::{HashInput, GENESIS_HASH};
 const BATCH: i64 = 5_000;
 
 fn env_or(name: &str, default: i64) -> i64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 struct Ev {
@@ -47,7 +50,8 @@ fn chain(line: &str, n: i64) -> Vec<Ev> {
     (1..=n)
         .map(|seq| {
             let unit = format!("{line}U{seq:07}");
-            let data = "{\"gtin\":\"09506000134352\",\"level\":\"item\",\"product\":\"PACK-48V\"}".to_string();
+            let data = "{\"gtin\":\"09506000134352\",\"level\":\"item\",\"product\":\"PACK-48V\"}"
+                .to_string();
             let hash = HashInput {
                 seq,
                 event_id: &format!("{line}-{seq}"),
@@ -61,7 +65,12 @@ fn chain(line: &str, n: i64) -> Vec<Ev> {
             }
             .hash(&prev, &mut scratch);
             prev = hash.clone();
-            Ev { seq, unit, data, hash }
+            Ev {
+                seq,
+                unit,
+                data,
+                hash,
+            }
         })
         .collect()
 }
@@ -214,7 +223,11 @@ fn main() {
                         .send()
                         .await
                         .expect("ingest");
-                    assert!(r.status().is_success(), "{}", r.text().await.unwrap_or_default());
+                    assert!(
+                        r.status().is_success(),
+                        "{}",
+                        r.text().await.unwrap_or_default()
+                    );
                 }
             }));
         }
@@ -223,12 +236,18 @@ fn main() {
         }
     });
     let ingest_s = started.elapsed().as_secs_f64();
-    let stored: i64 = pg.sql("central", "SELECT count(*) FROM events").parse().expect("count");
+    let stored: i64 = pg
+        .sql("central", "SELECT count(*) FROM events")
+        .parse()
+        .expect("count");
     let gaps = pg.sql(
         "central",
         "SELECT count(*) FROM (SELECT line_id, max(seq) - min(seq) + 1 - count(*) AS g FROM events GROUP BY line_id) x WHERE g <> 0",
     );
-    let heads = pg.sql("central", &format!("SELECT count(*) FROM lines WHERE head_seq = {events}"));
+    let heads = pg.sql(
+        "central",
+        &format!("SELECT count(*) FROM lines WHERE head_seq = {events}"),
+    );
     let passports = pg.sql("central", "SELECT count(*) FROM passports");
     println!(
         "SUMMARY ingest {lines} lines x {events} events via 2 instances: {:.1} s = {:.0} events/s; stored {stored}, lines with a gap {gaps}, lines complete {heads}, passports {passports}",

@@ -110,7 +110,7 @@ impl Config {
                     file: self.origin.clone(),
                     line: None,
                     key: "ids.allow_dev_grants".into(),
-                    message: m,
+                    message: m.to_string(),
                 })?
             {
                 issuers.push(key.verifying_key());
@@ -125,16 +125,34 @@ impl Config {
     }
 }
 
+/// Why a key file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyFileError {
+    #[error("cannot read {path}: {source}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{path} must hold 64 hex characters")]
+    NotHex { path: String },
+}
+
 /// Reads the development issuer's signing key (64 hex characters), if present.
-pub fn read_dev_issuer(path: &Path) -> Result<Option<ed25519_dalek::SigningKey>, String> {
+pub fn read_dev_issuer(path: &Path) -> Result<Option<ed25519_dalek::SigningKey>, KeyFileError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => {
+            return Err(KeyFileError::Unreadable {
+                path: path.display().to_string(),
+                source: e,
+            })
+        }
     };
     let mut seed = [0u8; 32];
-    hex::decode_to_slice(text.trim(), &mut seed)
-        .map_err(|_| format!("{} must hold 64 hex characters", path.display()))?;
+    hex::decode_to_slice(text.trim(), &mut seed).map_err(|_| KeyFileError::NotHex {
+        path: path.display().to_string(),
+    })?;
     Ok(Some(ed25519_dalek::SigningKey::from_bytes(&seed)))
 }
 

@@ -12,10 +12,12 @@
 
 pub mod migrations;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use serde_json::Value;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::Type;
 use tokio_postgres::NoTls;
 
 use super::blocks::{self, Issuer};
@@ -329,34 +331,53 @@ impl Store {
     }
 }
 
-/// One multi-row INSERT for all new events of a batch.
+/// All new events of a batch in one binary COPY (inside the batch's
+/// transaction: the fastest way PostgreSQL takes rows).
 async fn insert_events(
     tx: &deadpool_postgres::Transaction<'_>,
     line_id: &str,
     events: &[CheckedEvent],
 ) -> Result<(), StoreError> {
-    let col = |f: fn(&CheckedEvent) -> &str| events.iter().map(f).collect::<Vec<&str>>();
-    let seqs: Vec<i64> = events.iter().map(|e| e.seq).collect();
-    let stations: Vec<Option<&str>> = events.iter().map(|e| e.station.as_deref()).collect();
-    let units: Vec<Option<&str>> = events.iter().map(|e| e.unit.as_deref()).collect();
-    tx.execute(
-        "INSERT INTO events (line_id, seq, event_id, ts, station, actor, type, unit, data, hash)
-         SELECT $1, * FROM UNNEST($2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-                                  $7::text[], $8::text[], $9::text[], $10::text[])",
+    let sink = tx
+        .copy_in(
+            "COPY events (line_id, seq, event_id, ts, station, actor, type, unit, data, hash) FROM STDIN BINARY",
+        )
+        .await?;
+    let t = Type::TEXT;
+    let writer = BinaryCopyInWriter::new(
+        sink,
         &[
-            &line_id,
-            &seqs,
-            &col(|e| &e.event_id),
-            &col(|e| &e.ts),
-            &stations,
-            &col(|e| &e.actor),
-            &col(|e| &e.kind),
-            &units,
-            &col(|e| &e.data),
-            &col(|e| &e.hash),
+            t.clone(),
+            Type::INT8,
+            t.clone(),
+            t.clone(),
+            t.clone(),
+            t.clone(),
+            t.clone(),
+            t.clone(),
+            t.clone(),
+            t,
         ],
-    )
-    .await?;
+    );
+    let mut writer = std::pin::pin!(writer);
+    for e in events {
+        writer
+            .as_mut()
+            .write(&[
+                &line_id,
+                &e.seq,
+                &e.event_id,
+                &e.ts,
+                &e.station,
+                &e.actor,
+                &e.kind,
+                &e.unit,
+                &e.data,
+                &e.hash,
+            ])
+            .await?;
+    }
+    writer.finish().await?;
     Ok(())
 }
 
@@ -382,6 +403,7 @@ async fn project(
         return Ok(Vec::new());
     }
     let mut docs: BTreeMap<String, Option<Passport>> = BTreeMap::new();
+    let mut existing: BTreeSet<String> = BTreeSet::new();
     for r in tx
         .query(
             "SELECT unit_id, doc FROM passports WHERE unit_id = ANY($1) FOR UPDATE",
@@ -389,6 +411,7 @@ async fn project(
         )
         .await?
     {
+        existing.insert(r.get(0));
         docs.insert(r.get(0), serde_json::from_value(r.get::<_, Value>(1)).ok());
     }
     let mut problems = Vec::new();
@@ -409,24 +432,85 @@ async fn project(
             Err(err) => problems.push(err.to_string()),
         }
     }
-    let rows: Vec<&Passport> = docs.values().flatten().collect();
+    let (fresh, known): (Vec<&Passport>, Vec<&Passport>) = docs
+        .values()
+        .flatten()
+        .partition(|p| !existing.contains(p.unit_id.as_str()));
+    copy_passports(tx, &fresh).await?;
+    upsert_passports(tx, &known).await?;
+    Ok(problems)
+}
+
+/// Passports of units the store had none for: one binary COPY.
+async fn copy_passports(
+    tx: &deadpool_postgres::Transaction<'_>,
+    rows: &[&Passport],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sink = tx
+        .copy_in(
+            "COPY passports (unit_id, line_id, gtin, lot, status, doc, last_seq) FROM STDIN BINARY",
+        )
+        .await?;
+    let t = Type::TEXT;
+    let writer = BinaryCopyInWriter::new(
+        sink,
+        &[
+            t.clone(),
+            t.clone(),
+            t.clone(),
+            t.clone(),
+            t,
+            Type::JSONB,
+            Type::INT8,
+        ],
+    );
+    let mut writer = std::pin::pin!(writer);
+    for p in rows {
+        let doc = serde_json::to_value(p).unwrap_or(Value::Null);
+        writer
+            .as_mut()
+            .write(&[
+                &p.unit_id,
+                &p.line_id,
+                &p.gtin,
+                &p.lot,
+                &p.status.as_str(),
+                &doc,
+                &p.last_seq,
+            ])
+            .await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+/// Passports that changed: one multi-row UPDATE.
+async fn upsert_passports(
+    tx: &deadpool_postgres::Transaction<'_>,
+    rows: &[&Passport],
+) -> Result<(), StoreError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
     let ids: Vec<&str> = rows.iter().map(|p| p.unit_id.as_str()).collect();
-    let lines: Vec<&str> = rows.iter().map(|p| p.line_id.as_str()).collect();
     let gtins: Vec<&str> = rows.iter().map(|p| p.gtin.as_str()).collect();
     let lots: Vec<Option<&str>> = rows.iter().map(|p| p.lot.as_deref()).collect();
     let statuses: Vec<&str> = rows.iter().map(|p| p.status.as_str()).collect();
-    let doc_values: Vec<Value> = rows
+    let docs: Vec<Value> = rows
         .iter()
         .map(|p| serde_json::to_value(p).unwrap_or(Value::Null))
         .collect();
     let seqs: Vec<i64> = rows.iter().map(|p| p.last_seq).collect();
     tx.execute(
-        "INSERT INTO passports (unit_id, line_id, gtin, lot, status, doc, last_seq)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[], $7::bigint[])
-         ON CONFLICT (unit_id) DO UPDATE SET gtin = EXCLUDED.gtin, lot = EXCLUDED.lot,
-             status = EXCLUDED.status, doc = EXCLUDED.doc, last_seq = EXCLUDED.last_seq",
-        &[&ids, &lines, &gtins, &lots, &statuses, &doc_values, &seqs],
+        "UPDATE passports AS p SET gtin = u.gtin, lot = u.lot, status = u.status, doc = u.doc, last_seq = u.last_seq
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[])
+              AS u(unit_id, gtin, lot, status, doc, last_seq)
+         WHERE p.unit_id = u.unit_id",
+        &[&ids, &gtins, &lots, &statuses, &docs, &seqs],
     )
     .await?;
-    Ok(problems)
+    Ok(())
 }

@@ -8,13 +8,13 @@ use crate::journal::{AllocError, AllocRequest, WriteTx};
 use crate::line::rules::{bad, no_unknown_fields, required, Refusal};
 use crate::protocol::{ErrorCode, Request};
 
-use super::{corrupt, refuse, Ctx, LineError, Outcome};
+use super::{refuse, Ctx, LineError, Outcome};
 
 /// `ALLOC product= [lot=]`, with the product looked up in the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Alloc {
     pub product: String,
-    pub gtin: String,
+    pub gtin: Gtin,
     pub level: Level,
     pub lot: Option<String>,
 }
@@ -50,17 +50,18 @@ impl Alloc {
         }
         Ok(Alloc {
             product: p.key.clone(),
-            gtin: p.gtin.to_string(),
+            gtin: p.gtin.clone(),
             level: p.level,
             lot: lot.map(str::to_string),
         })
     }
 
     pub fn apply(self, tx: &mut WriteTx<'_>, ctx: &Ctx<'_>) -> Result<Outcome, LineError> {
+        let gtin = self.gtin.to_string();
         let a = tx
             .allocate(&AllocRequest {
                 product: &self.product,
-                gtin: &self.gtin,
+                gtin: &gtin,
                 level: self.level.as_str(),
                 lot: self.lot.as_deref(),
                 station: ctx.station,
@@ -73,10 +74,9 @@ impl Alloc {
                 ),
                 AllocError::Journal(j) => LineError::Journal(j),
             })?;
-        let gtin = Gtin::parse(&self.gtin).map_err(corrupt)?;
         let uri = gs1::build_uri(
             &ctx.config.resolver,
-            &Identity::for_unit(gtin, self.level, self.lot.as_deref(), &a.unit),
+            &Identity::for_unit(self.gtin, self.level, self.lot.as_deref(), &a.unit),
         );
         Ok(Outcome::Allocated { unit: a.unit, uri })
     }
