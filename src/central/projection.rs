@@ -63,7 +63,8 @@ pub struct TestRecord {
     pub r#final: bool,
 }
 
-/// The passport document of one unit.
+/// The passport document of one unit (absent and empty parts are left
+/// out of the stored JSON).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Passport {
     pub unit_id: String,
@@ -71,19 +72,30 @@ pub struct Passport {
     pub product: String,
     pub gtin: String,
     pub level: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lot: Option<String>,
     pub status: Status,
     pub allocated_at: String,
     /// The time of the FINAL_PASS event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub manufactured_at: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub bindings: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub component_lots: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<Child>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<TestRecord>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrapped_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scrap_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipment: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buyer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shipped_at: Option<String>,
     /// The seq of the last event that changed this document.
     pub last_seq: i64,

@@ -605,3 +605,104 @@ async fn sigkill_mid_ingest_loses_nothing_and_stores_nothing_twice() {
     assert_same_chain(&c, &line);
     assert_eq!(c.sql("SELECT count(*) FROM passports"), "60000");
 }
+
+/// A batch body of ALLOCATED events for `units` on `line`, seqs from
+/// `first`, chained from `prev`; answers the body and the last hash.
+fn allocations(line: &str, first: i64, units: &[String], prev: &str) -> (Vec<u8>, String) {
+    use linemark::journal::event::HashInput;
+    let mut p = prev.to_string();
+    let mut scratch = String::new();
+    let mut events = Vec::new();
+    for (i, u) in units.iter().enumerate() {
+        let seq = first + i as i64;
+        let data = r#"{"gtin":"09506000134352","level":"item","product":"PACK-48V"}"#;
+        let event_id = format!("{line}-{seq}");
+        let input = HashInput {
+            seq,
+            event_id: &event_id,
+            ts: "2026-12-03T08:00:00.000Z",
+            line_id: line,
+            station: Some("s"),
+            actor: "station:s",
+            kind: "ALLOCATED",
+            unit: Some(u),
+            data,
+        };
+        let hash = input.hash(&p, &mut scratch);
+        let mut json = String::new();
+        input.json_with_hash_into(&mut json, &hash);
+        events.push(serde_json::from_str::<serde_json::Value>(&json).unwrap());
+        p = hash;
+    }
+    let body = serde_json::json!({"line_id": line, "first_seq": first,
+        "last_seq": first + units.len() as i64 - 1, "prev_hash": prev, "events": events});
+    (serde_json::to_vec(&body).unwrap(), p)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lines_sync_through_two_instances_at_once_and_a_unit_id_issued_twice_is_refused() {
+    let Some(c) = Central::start("central::lines_sync_through_two_instances") else {
+        return;
+    };
+    let lines = ["L-A", "L-B", "L-C", "L-D"];
+    let tokens: Vec<String> = lines.iter().map(|l| c.add_line(l)).collect();
+    let (a, b) = (c.run(), c.run());
+    let mut tasks = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let (token, line) = (tokens[i].clone(), line.to_string());
+        let bases = [a.base(), b.base()];
+        tasks.push(tokio::spawn(async move {
+            // 10 batches of 300, alternating instances, each line at once;
+            // every batch is sent twice (a lost answer), once to each.
+            let mut prev = "0".repeat(64);
+            for k in 0..10i64 {
+                let units: Vec<String> = (0..300)
+                    .map(|j| format!("{line}-{:05}", k * 300 + j))
+                    .collect();
+                let (body, last) = allocations(&line, 1 + k * 300, &units, &prev);
+                for base in [&bases[(k % 2) as usize], &bases[((k + 1) % 2) as usize]] {
+                    let url = format!("{base}/v1/lines/{line}/journal");
+                    let (s, answer) = post(&url, Some(&token), body.clone(), false).await;
+                    assert_eq!(s, 200, "{line} batch {k}: {answer}");
+                    assert_eq!(answer, format!("{{\"acked_through\":{}}}", (k + 1) * 300));
+                }
+                prev = last;
+            }
+        }));
+        // Blocks asked through both instances meanwhile.
+        let token = tokens[i].clone();
+        let (line, base) = (lines[i], if i % 2 == 0 { b.base() } else { a.base() });
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..10 {
+                let url = format!("{base}/v1/lines/{line}/blocks");
+                let (s, body) = post(&url, Some(&token), b"{\"count\":1000}".to_vec(), false).await;
+                assert_eq!(s, 200, "{body}");
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(c.sql("SELECT count(*) FROM events"), "12000");
+    assert_eq!(c.sql("SELECT count(*) FROM passports"), "12000");
+    assert_eq!(
+        c.sql("SELECT string_agg(line_id || '=' || head_seq, ' ' ORDER BY line_id) FROM lines"),
+        "L-A=3000 L-B=3000 L-C=3000 L-D=3000"
+    );
+    assert_eq!(
+        c.sql("SELECT count(*) FROM grants g1 JOIN grants g2 ON g1.block_id < g2.block_id AND int8range(g1.start_index, g1.start_index + g1.count) && int8range(g2.start_index, g2.start_index + g2.count)"),
+        "0"
+    );
+    // Line L-A allocates a unit L-B already has: refused, nothing stored.
+    let url = format!("{}/v1/lines/L-A/journal", a.base());
+    let prev = c.sql("SELECT head_hash FROM lines WHERE line_id = 'L-A'");
+    let (body, _) = allocations("L-A", 3001, &["L-B-00007".to_string()], &prev);
+    let (s, answer) = post(&url, Some(&tokens[0]), body, false).await;
+    assert_eq!(s, 409, "{answer}");
+    assert!(answer.contains("issued twice"), "{answer}");
+    assert_eq!(c.sql("SELECT count(*) FROM events"), "12000");
+    assert_eq!(
+        c.sql("SELECT head_seq FROM lines WHERE line_id = 'L-A'"),
+        "3000"
+    );
+}

@@ -393,24 +393,35 @@ async fn project(
         .filter(|e| e.unit.is_some() && projection::concerns_passports(&e.kind))
         .map(|e| (e, serde_json::from_str(&e.data).unwrap_or(Value::Null)))
         .collect();
-    let mut units: Vec<&str> = parsed
-        .iter()
-        .filter_map(|(e, _)| e.unit.as_deref())
-        .collect();
-    units.sort_unstable();
-    units.dedup();
-    if units.is_empty() {
+    if parsed.is_empty() {
         return Ok(Vec::new());
     }
+    // A unit whose first event here is its ALLOCATED has no passport yet
+    // (IDs are never issued twice; the COPY below would refuse a second
+    // one): only the others are looked up and locked.
+    let mut first_seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for (e, _) in &parsed {
+        if let Some(u) = e.unit.as_deref() {
+            first_seen.entry(u).or_insert(e.kind.as_str());
+        }
+    }
+    let units: Vec<&str> = first_seen
+        .iter()
+        .filter(|(_, kind)| **kind != "ALLOCATED")
+        .map(|(u, _)| *u)
+        .collect();
     let mut docs: BTreeMap<String, Option<Passport>> = BTreeMap::new();
     let mut existing: BTreeSet<String> = BTreeSet::new();
-    for r in tx
-        .query(
+    let rows = if units.is_empty() {
+        Vec::new()
+    } else {
+        tx.query(
             "SELECT unit_id, doc FROM passports WHERE unit_id = ANY($1) FOR UPDATE",
             &[&units],
         )
         .await?
-    {
+    };
+    for r in rows {
         existing.insert(r.get(0));
         docs.insert(r.get(0), serde_json::from_value(r.get::<_, Value>(1)).ok());
     }
@@ -483,7 +494,15 @@ async fn copy_passports(
             ])
             .await?;
     }
-    writer.finish().await?;
+    writer.finish().await.map_err(|e| {
+        if e.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION) {
+            StoreError::Batch(Refused::Chain(
+                "a unit this batch allocates already has a passport: a unit ID was issued twice (check the lines' namespace keys and blocks)".into(),
+            ))
+        } else {
+            StoreError::Db(e)
+        }
+    })?;
     Ok(())
 }
 
