@@ -75,7 +75,7 @@ CREATE TABLE passports (
     gtin     text NOT NULL,
     lot      text,
     status   text NOT NULL,
-    doc      jsonb NOT NULL,
+    doc      json NOT NULL,
     last_seq bigint NOT NULL
 );
 CREATE INDEX passports_gtin_lot ON passports (gtin, lot);

@@ -33,7 +33,7 @@ pub enum StoreError {
     Config(String),
     #[error("no database connection: {0}")]
     Pool(String),
-    #[error("database error: {0}")]
+    #[error("database error: {}", db_message(.0))]
     Db(#[from] tokio_postgres::Error),
     #[error("line {0:?} is not registered (linemark-central line add {0})")]
     UnknownLine(String),
@@ -51,6 +51,15 @@ pub enum StoreError {
     SchemaTooNew { found: i32, known: i32 },
     #[error("the database schema is not set up (version {found}, needs {needed}); run linemark-central migrate")]
     SchemaTooOld { found: i32, needed: i32 },
+}
+
+/// The server's own message and SQLSTATE, which `Display` of a driver
+/// error leaves out ("db error").
+fn db_message(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!("{} (SQLSTATE {})", d.message(), d.code().code()),
+        None => e.to_string(),
+    }
 }
 
 impl From<deadpool_postgres::PoolError> for StoreError {
@@ -474,7 +483,7 @@ async fn copy_passports(
             t.clone(),
             t.clone(),
             t,
-            Type::JSONB,
+            Type::JSON,
             Type::INT8,
         ],
     );
@@ -525,7 +534,7 @@ async fn upsert_passports(
     let seqs: Vec<i64> = rows.iter().map(|p| p.last_seq).collect();
     tx.execute(
         "UPDATE passports AS p SET gtin = u.gtin, lot = u.lot, status = u.status, doc = u.doc, last_seq = u.last_seq
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bigint[])
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::json[], $6::bigint[])
               AS u(unit_id, gtin, lot, status, doc, last_seq)
          WHERE p.unit_id = u.unit_id",
         &[&ids, &gtins, &lots, &statuses, &docs, &seqs],
