@@ -4,7 +4,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use linemark::cli::{self, Cli, LogFormat};
+use linemark::cli::{self, Cli};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -21,28 +21,12 @@ fn main() -> ExitCode {
     } else {
         "info"
     };
-    init_tracing(cli.log_format, default_level);
+    cli::init_tracing(cli.log_format, default_level);
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("linemark: {e}");
             ExitCode::from(e.code)
         }
-    }
-}
-
-fn init_tracing(format: LogFormat, default_level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LINEMARK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    // Plain text without colours when stderr is not a terminal (journald,
-    // files); journald adds its own timestamps.
-    use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().init(),
-        LogFormat::Text => builder.without_time().with_target(false).init(),
     }
 }

@@ -15,15 +15,7 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("LINEMARK_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_writer(std::io::stderr)
-        .without_time()
-        .with_target(false)
-        .init();
+    linemark::cli::init_tracing(cli.log_format, "info");
     match cli::run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

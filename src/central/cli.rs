@@ -27,6 +27,9 @@ pub struct Cli {
     /// The config file.
     #[arg(long, global = true, default_value = "config/central.toml")]
     pub config: PathBuf,
+    /// Log format on stderr: text or json.
+    #[arg(long, global = true, default_value = "text", value_name = "FORMAT")]
+    pub log_format: crate::cli::LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }

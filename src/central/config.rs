@@ -173,14 +173,7 @@ pub struct CentralConfig {
 impl CentralConfig {
     /// Reads and checks a config file; relative paths are relative to its folder.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let origin = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: origin.clone(),
-            line: None,
-            key: "(file)".into(),
-            message: format!("cannot read the config file: {e}"),
-        })?;
-        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let (text, origin, base) = crate::config::locate::read_config(path)?;
         Self::parse(&text, &origin, &base, |name| std::env::var(name).ok())
     }
 

@@ -189,3 +189,22 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Token(c) => token::run(c),
     }
 }
+
+/// Logs to stderr at `LINEMARK_LOG` (default `default_level`): plain text
+/// without colours when stderr is not a terminal, or JSON lines (both
+/// binaries use it).
+pub fn init_tracing(format: LogFormat, default_level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LINEMARK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    // Plain text without colours when stderr is not a terminal (journald,
+    // files); journald adds its own timestamps.
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.without_time().with_target(false).init(),
+    }
+}

@@ -3,7 +3,7 @@
 //! by every config file this package reads (`linemark.toml`,
 //! `central.toml`), so each error says `file:line: key: problem`.
 //!
-//! Must not: read files or check values.
+//! Must not: check values (it reads only the config file itself).
 
 /// 1-based line of a byte offset.
 pub fn line_of(text: &str, offset: usize) -> usize {
@@ -130,4 +130,23 @@ pub fn toml_error(text: &str, origin: &str, e: &toml::de::Error) -> super::Confi
             .unwrap_or_else(|| "(syntax)".into()),
         message: e.message().trim().to_string(),
     }
+}
+
+/// Reads a config file: its text, the name errors use, and the folder
+/// relative paths are joined to.
+pub fn read_config(
+    path: &std::path::Path,
+) -> Result<(String, String, std::path::PathBuf), super::ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| super::ConfigError {
+        file: origin.clone(),
+        line: None,
+        key: "(file)".into(),
+        message: format!("cannot read the config file: {e}"),
+    })?;
+    let base = path
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    Ok((text, origin, base))
 }
