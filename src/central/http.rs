@@ -24,6 +24,8 @@ use serde_json::json;
 use super::blocks::Issuer;
 use super::config::CentralConfig;
 use super::ingest::{self, Refused};
+use super::passport;
+use super::resolver::{self, Answer, Asked, UnitKnown};
 use super::store::{Store, StoreError, TokenOwner};
 use super::token::{self, Role};
 
@@ -49,6 +51,9 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/v1/lines/{line_id}/journal", post(journal))
         .route("/v1/lines/{line_id}/blocks", post(blocks))
+        .route("/01/{*rest}", get(resolve))
+        .route("/.well-known/gs1resolver", get(well_known))
+        .route("/passports/{unit_id}", get(passport))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(app)
@@ -245,6 +250,145 @@ async fn blocks(
             axum::Json(g).into_response()
         }
         Err(e) => store_error(&app, e),
+    }
+}
+
+fn header(headers: &HeaderMap, name: header::HeaderName) -> Option<&str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// `linkType=` from the query string.
+fn link_type(query: Option<&str>) -> Option<String> {
+    query?.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=')?;
+        (k == "linkType").then(|| crate::gs1::digital_link::percent_decode(v).unwrap_or_default())
+    })
+}
+
+/// `GET`/`HEAD /01/...`: the resolver.
+async fn resolve(
+    State(app): State<Arc<App>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let base = &app.config.public_base;
+    let id = match resolver::parse_path(base, uri.path()) {
+        Ok(id) => id,
+        Err(e) => return reason(StatusCode::BAD_REQUEST, format!("{}: {e}", uri.path())),
+    };
+    let unit = match &id.serial {
+        None => UnitKnown::NoUnit,
+        Some(serial) => match app.store.passport(serial).await {
+            // The unit exists, and the label's GTIN and lot are its own.
+            Ok(Some(p))
+                if p.gtin == id.gtin.as_str()
+                    && id.lot.as_ref().is_none_or(|l| Some(l) == p.lot.as_ref()) =>
+            {
+                UnitKnown::Known { unit_id: p.unit_id }
+            }
+            Ok(_) => UnitKnown::Unknown,
+            Err(e) => return store_error(&app, e),
+        },
+    };
+    let product = app.config.products.iter().find(|p| p.gtin == id.gtin);
+    let lt = link_type(uri.query());
+    let asked = Asked {
+        link_type: lt.as_deref(),
+        wants_linkset: header(&headers, header::ACCEPT)
+            .is_some_and(|a| a.contains("application/linkset+json")),
+        accept_language: header(&headers, header::ACCEPT_LANGUAGE),
+    };
+    match resolver::decide(base, &id, product, &unit, &asked) {
+        Answer::Redirect { location, link } => (
+            StatusCode::TEMPORARY_REDIRECT,
+            [
+                (header::LOCATION, location),
+                (header::LINK, link),
+                (header::VARY, "Accept, Accept-Language".into()),
+            ],
+        )
+            .into_response(),
+        Answer::Linkset { body, link } => (
+            [
+                (header::CONTENT_TYPE, "application/linkset+json".to_string()),
+                (header::LINK, link),
+            ],
+            body.to_string(),
+        )
+            .into_response(),
+        Answer::NotFound {
+            reason: why,
+            counterfeit,
+        } => {
+            let wants_json = header(&headers, header::ACCEPT).is_some_and(|a| a.contains("json"));
+            if counterfeit && !wants_json {
+                (
+                    StatusCode::NOT_FOUND,
+                    axum::response::Html(passport::unknown_page(&why)),
+                )
+                    .into_response()
+            } else {
+                reason(StatusCode::NOT_FOUND, why)
+            }
+        }
+    }
+}
+
+async fn well_known(State(app): State<Arc<App>>) -> Response {
+    axum::Json(resolver::description(&app.config.public_base)).into_response()
+}
+
+/// `GET /passports/{unit}`: HTML, or JSON for `Accept: application/json`;
+/// restricted fields for `authority`, `manufacturer` and `admin` tokens.
+async fn passport(
+    State(app): State<Arc<App>>,
+    Path(unit_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let role = match header(&headers, header::AUTHORIZATION) {
+        None => None,
+        Some(h) => {
+            let Some(t) = token::from_header(h) else {
+                return reason(
+                    StatusCode::UNAUTHORIZED,
+                    "the Authorization header must be Bearer TOKEN",
+                );
+            };
+            match app.store.token_owner(&token::hash(t)).await {
+                Ok(Some(o)) => Some(o.role),
+                Ok(None) => return reason(StatusCode::UNAUTHORIZED, "unknown token"),
+                Err(e) => return store_error(&app, e),
+            }
+        }
+    };
+    let id = crate::ids::UnitId::parse(&unit_id)
+        .map(|u| u.to_string())
+        .unwrap_or(unit_id);
+    let p = match app.store.passport(&id).await {
+        Ok(Some(p)) => p,
+        Ok(None) if header(&headers, header::ACCEPT).is_some_and(|a| a.contains("json")) => {
+            return reason(StatusCode::NOT_FOUND, format!("unit {id} is unknown"))
+        }
+        Ok(None) => {
+            return (
+                StatusCode::NOT_FOUND,
+                axum::response::Html(passport::unknown_page(&format!("unit {id} is unknown: no line of this manufacturer made it. The label may be counterfeit or damaged."))),
+            )
+                .into_response()
+        }
+        Err(e) => return store_error(&app, e),
+    };
+    let site = app.config.lines.iter().find(|l| l.id == p.line_id);
+    let product = app
+        .config
+        .products
+        .iter()
+        .find(|pr| pr.gtin.as_str() == p.gtin);
+    let doc = passport::document(&app.config.public_base, &p, site, product, role);
+    if header(&headers, header::ACCEPT).is_some_and(|a| a.contains("application/json")) {
+        axum::Json(doc).into_response()
+    } else {
+        axum::response::Html(passport::html(&doc["public"])).into_response()
     }
 }
 

@@ -15,6 +15,8 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod ingest;
+pub mod passport;
 pub mod projection;
+pub mod resolver;
 pub mod store;
 pub mod token;

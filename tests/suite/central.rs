@@ -706,3 +706,224 @@ async fn lines_sync_through_two_instances_at_once_and_a_unit_id_issued_twice_is_
         "3000"
     );
 }
+
+const PRODUCTS: &str = r#"
+[[product]]
+gtin = "09506000134352"
+name = "PACK-48V battery pack"
+[[product.link]]
+rel = "gs1:pip"
+href = "https://www.example.com/en/packs"
+title = "Product page"
+lang = "en"
+[[product.link]]
+rel = "gs1:pip"
+href = "https://www.example.com/de/packs"
+title = "Produktseite"
+lang = "de"
+[[product.link]]
+rel = "https://gs1.org/voc/instructions"
+href = "https://www.example.com/manual.pdf"
+"#;
+
+/// Every linkset must validate against GS1's schema (tests/data/).
+fn assert_gs1_linkset(doc: &serde_json::Value) {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/gs1-linkset-schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let v = jsonschema::draft7::new(&schema).unwrap();
+    let errors: Vec<String> = v
+        .iter_errors(doc)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{doc}\n{errors:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_resolver_answers_as_gs1_conformant_resolvers_do() {
+    let Some(c) = Central::start("central::the_resolver_answers") else {
+        return;
+    };
+    c.write_config(0, PRODUCTS);
+    let token = c.add_line("P1-L03");
+    let inst = c.run();
+    // A line's units in the store: all allocated with lot L1 (item level).
+    let line = Line::new();
+    line.grant_block("b1", 1_048_576, 1000);
+    let units: Vec<String> = {
+        let j = line.open();
+        (0..3).map(|_| crate::helper::alloc(&j).unwrap()).collect()
+    };
+    let body = serde_json::to_vec(&batch_of(&line, 1, line_head(&line))).unwrap();
+    let (s, a) = post(
+        &format!("{}/v1/lines/P1-L03/journal", inst.base()),
+        Some(&token),
+        body,
+        false,
+    )
+    .await;
+    assert_eq!(s, 200, "{a}");
+    let lot = c.sql(&format!(
+        "SELECT coalesce(lot, '') FROM passports WHERE unit_id = '{}'",
+        units[0]
+    ));
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: String, accept: Option<&'static str>, lang: Option<&'static str>| {
+        let (http, base) = (http.clone(), inst.base());
+        async move {
+            let mut r = http.get(format!("{base}{path}"));
+            if let Some(a) = accept {
+                r = r.header("Accept", a);
+            }
+            if let Some(l) = lang {
+                r = r.header("Accept-Language", l);
+            }
+            let resp = r.send().await.unwrap();
+            let status = resp.status().as_u16();
+            let h = |n: &str| {
+                resp.headers()
+                    .get(n)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            let (loc, link, ctype) = (h("location"), h("link"), h("content-type"));
+            (
+                status,
+                loc,
+                link,
+                ctype,
+                resp.text().await.unwrap_or_default(),
+            )
+        }
+    };
+    let unit_path = if lot.is_empty() {
+        format!("/01/09506000134352/21/{}", units[0])
+    } else {
+        format!("/01/09506000134352/10/{lot}/21/{}", units[0])
+    };
+    // A known unit: 307 to its passport, every link in the Link header.
+    let (s, loc, link, _, _) = get(unit_path.clone(), None, None).await;
+    assert_eq!(s, 307);
+    assert_eq!(
+        loc,
+        format!("https://id.example.com/passports/{}", units[0])
+    );
+    assert!(
+        link.contains("rel=\"https://gs1.org/voc/pip\"") && link.contains("rel=\"linkset\""),
+        "{link}"
+    );
+    // The multi-AI path's linkset, by query and by Accept, valid per GS1's schema.
+    for (path, accept) in [
+        (format!("{unit_path}?linkType=linkset"), None),
+        (unit_path.clone(), Some("application/linkset+json")),
+        ("/01/09506000134352?linkType=linkset".to_string(), None),
+    ] {
+        let (s, _, _, ctype, body) = get(path.clone(), accept, None).await;
+        assert_eq!(s, 200, "{path}: {body}");
+        assert_eq!(ctype, "application/linkset+json");
+        let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_gs1_linkset(&doc);
+        assert!(doc["linkset"][0]["anchor"]
+            .as_str()
+            .unwrap()
+            .starts_with("https://id.example.com/01/09506000134352"));
+    }
+    // The product: its first link in the language asked for; linkType=REL.
+    let (s, loc, ..) = get("/01/09506000134352".into(), None, Some("de-DE,de;q=0.9")).await;
+    assert_eq!((s, loc.as_str()), (307, "https://www.example.com/de/packs"));
+    let (s, loc, ..) = get("/01/09506000134352".into(), None, None).await;
+    assert_eq!((s, loc.as_str()), (307, "https://www.example.com/en/packs"));
+    let (s, loc, ..) = get(
+        "/01/09506000134352/10/L-ANY?linkType=gs1:instructions".into(),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, loc.as_str()),
+        (307, "https://www.example.com/manual.pdf"),
+        "batch level"
+    );
+    let (s, ..) = get(
+        "/01/09506000134352?linkType=gs1:recipeInfo".into(),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 404, "a link type not offered");
+    // A bad check digit is 400; an unknown GTIN 404; an unknown unit 404 with a warning.
+    let (s, _, _, _, body) = get("/01/09506000134353".into(), None, None).await;
+    assert_eq!(s, 400, "{body}");
+    assert!(body.contains("check digit"), "{body}");
+    let (s, ..) = get("/01/09506000134369".into(), None, None).await;
+    assert_eq!(s, 404);
+    let (s, _, _, _, body) = get("/01/09506000134352/21/FTY8JWEQF4GZ0".into(), None, None).await;
+    assert_eq!(s, 404);
+    assert!(body.contains("counterfeit"), "{body}");
+    // A real unit under another GTIN is not that product's unit.
+    let (s, ..) = get(format!("/01/09506000134369/21/{}", units[1]), None, None).await;
+    assert_eq!(s, 404);
+    // HEAD answers the same status and headers.
+    let r = http
+        .head(format!("{}{unit_path}", inst.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 307);
+    // The resolver description file.
+    let (s, _, _, _, body) = get("/.well-known/gs1resolver".into(), None, None).await;
+    assert_eq!(s, 200);
+    let d: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(d["resolverRoot"], "https://id.example.com");
+    assert!(d["supportedPrimaryKeys"]
+        .as_array()
+        .is_some_and(|k| k.iter().any(|v| v == "gtin")));
+    // The passport: public fields for everyone, restricted with an authority token.
+    let (s, _, _, _, body) = get(
+        format!("/passports/{}", units[0]),
+        Some("application/json"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let doc: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(doc["public"]["id"], units[0].as_str());
+    assert_eq!(doc["public"]["gtin"], "09506000134352");
+    assert_eq!(doc["public"]["status"], "in_production");
+    assert_eq!(doc["public"]["facility"]["country"], "Germany");
+    assert!(doc.get("restricted").is_none(), "{doc}");
+    let out = c.cli(&["token", "new", "--role", "authority", "--name", "MSA"]);
+    let authority = stdout(&out).lines().last().unwrap().trim().to_string();
+    let r = http
+        .get(format!("{}/passports/{}", inst.base(), units[0]))
+        .header("Accept", "application/json")
+        .bearer_auth(&authority)
+        .send()
+        .await
+        .unwrap();
+    let doc: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap_or_default();
+    assert!(doc["restricted"].is_object(), "{doc}");
+    let r = http
+        .get(format!("{}/passports/{}", inst.base(), units[0]))
+        .bearer_auth("lmk_nope")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let (s, _, _, ctype, html) = get(format!("/passports/{}", units[0]), None, None).await;
+    assert_eq!(s, 200);
+    assert!(ctype.starts_with("text/html"), "{ctype}");
+    assert!(
+        html.contains("PACK-48V battery pack") && html.contains(&units[0]),
+        "{html}"
+    );
+}
