@@ -50,6 +50,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// The audit log: `audit verify` recomputes its hash chain.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Issue a block grant for a line without a network.
     Grant {
         #[arg(long)]
@@ -66,6 +71,12 @@ pub enum Command {
 pub enum LineCommand {
     /// Register a line; its sync token is printed once, alone on the last line.
     Add { line_id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Recompute the audit log's hash chain; exit 1 naming the first break.
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +148,24 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 store.add_token(&hash, role, &name).await.map_err(runtime)?;
                 eprintln!("token for {name} ({}) (shown once):", role.as_str());
                 println!("{t}");
+                Ok(())
+            }
+            Command::Audit {
+                command: AuditCommand::Verify,
+            } => {
+                let entries = store.audit_entries(None).await.map_err(runtime)?;
+                let (head_seq, head_hash) = store.audit_head().await.map_err(runtime)?;
+                if let Some(problem) = super::audit::first_break(&entries) {
+                    return Err(CliError::runtime(format!("the audit log is broken: {problem}")));
+                }
+                let last = entries.last().map(|(e, h)| (e.seq, h.clone())).unwrap_or((0, crate::journal::event::GENESIS_HASH.to_string()));
+                if last != (head_seq, head_hash) {
+                    return Err(CliError::runtime(format!(
+                        "the audit log is broken: it ends at entry {} but its head says {head_seq}: entries were removed",
+                        last.0
+                    )));
+                }
+                println!("audit log: {} entries, hash chain intact", entries.len());
                 Ok(())
             }
             Command::Grant { line, count, out } => {

@@ -19,14 +19,15 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::blocks::Issuer;
 use super::config::CentralConfig;
 use super::ingest::{self, Refused};
+use super::lifecycle::UpdateError;
 use super::passport;
 use super::resolver::{self, Answer, Asked, UnitKnown};
-use super::store::{Store, StoreError, TokenOwner};
+use super::store::{LifecycleError, Store, StoreError, TokenOwner};
 use super::token::{self, Role};
 
 /// Counters for `/metrics`.
@@ -54,6 +55,9 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/01/{*rest}", get(resolve))
         .route("/.well-known/gs1resolver", get(well_known))
         .route("/passports/{unit_id}", get(passport))
+        .route("/passports/{unit_id}/events", post(lifecycle_event))
+        .route("/passports/{unit_id}/history", get(history))
+        .route("/v1/audit", get(audit_log))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(app)
@@ -280,7 +284,7 @@ async fn resolve(
         None => UnitKnown::NoUnit,
         Some(serial) => match app.store.passport(serial).await {
             // The unit exists, and the label's GTIN and lot are its own.
-            Ok(Some(p))
+            Ok(Some((p, _)))
                 if p.gtin == id.gtin.as_str()
                     && id.lot.as_ref().is_none_or(|l| Some(l) == p.lot.as_ref()) =>
             {
@@ -338,44 +342,84 @@ async fn well_known(State(app): State<Arc<App>>) -> Response {
     axum::Json(resolver::description(&app.config.public_base)).into_response()
 }
 
+/// The owner of the request's bearer token: `Ok(None)` without one, 401
+/// for a malformed or unknown one.
+async fn bearer(app: &App, headers: &HeaderMap) -> Result<Option<TokenOwner>, Response> {
+    let Some(h) = header(headers, header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let Some(t) = token::from_header(h) else {
+        return Err(reason(
+            StatusCode::UNAUTHORIZED,
+            "the Authorization header must be Bearer TOKEN",
+        ));
+    };
+    match app.store.token_owner(&token::hash(t)).await {
+        Ok(Some(o)) => Ok(Some(o)),
+        Ok(None) => Err(reason(StatusCode::UNAUTHORIZED, "unknown token")),
+        Err(e) => Err(store_error(app, e)),
+    }
+}
+
+/// A person's or system's token (not a line's), or 401/403.
+async fn person(app: &App, headers: &HeaderMap) -> Result<TokenOwner, Response> {
+    match bearer(app, headers).await? {
+        None => Err(reason(
+            StatusCode::UNAUTHORIZED,
+            "a bearer token is required (Authorization: Bearer ...)",
+        )),
+        Some(o) if o.role == Role::Line => Err(reason(
+            StatusCode::FORBIDDEN,
+            "a line's sync token cannot read or change passports",
+        )),
+        Some(o) => Ok(o),
+    }
+}
+
+fn canonical_unit(unit_id: String) -> String {
+    crate::ids::UnitId::parse(&unit_id)
+        .map(|u| u.to_string())
+        .unwrap_or(unit_id)
+}
+
+fn wants_json(headers: &HeaderMap) -> bool {
+    header(headers, header::ACCEPT).is_some_and(|a| a.contains("json"))
+}
+
+fn unknown_unit(headers: &HeaderMap, id: &str) -> Response {
+    let why = format!("unit {id} is unknown: no line of this manufacturer made it. The label may be counterfeit or damaged.");
+    if wants_json(headers) {
+        reason(StatusCode::NOT_FOUND, why)
+    } else {
+        (
+            StatusCode::NOT_FOUND,
+            axum::response::Html(passport::unknown_page(&why)),
+        )
+            .into_response()
+    }
+}
+
 /// `GET /passports/{unit}`: HTML, or JSON for `Accept: application/json`;
 /// restricted fields for `authority`, `manufacturer` and `admin` tokens.
+/// A read with a token is audited.
 async fn passport(
     State(app): State<Arc<App>>,
     Path(unit_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let role = match header(&headers, header::AUTHORIZATION) {
-        None => None,
-        Some(h) => {
-            let Some(t) = token::from_header(h) else {
-                return reason(
-                    StatusCode::UNAUTHORIZED,
-                    "the Authorization header must be Bearer TOKEN",
-                );
-            };
-            match app.store.token_owner(&token::hash(t)).await {
-                Ok(Some(o)) => Some(o.role),
-                Ok(None) => return reason(StatusCode::UNAUTHORIZED, "unknown token"),
-                Err(e) => return store_error(&app, e),
-            }
-        }
+    let owner = match bearer(&app, &headers).await {
+        Ok(o) => o,
+        Err(r) => return r,
     };
-    let id = crate::ids::UnitId::parse(&unit_id)
-        .map(|u| u.to_string())
-        .unwrap_or(unit_id);
-    let p = match app.store.passport(&id).await {
+    let id = canonical_unit(unit_id);
+    if let Some(o) = &owner {
+        if let Err(e) = app.store.audit(o, "read", Some(&id)).await {
+            return store_error(&app, e);
+        }
+    }
+    let (p, version) = match app.store.passport(&id).await {
         Ok(Some(p)) => p,
-        Ok(None) if header(&headers, header::ACCEPT).is_some_and(|a| a.contains("json")) => {
-            return reason(StatusCode::NOT_FOUND, format!("unit {id} is unknown"))
-        }
-        Ok(None) => {
-            return (
-                StatusCode::NOT_FOUND,
-                axum::response::Html(passport::unknown_page(&format!("unit {id} is unknown: no line of this manufacturer made it. The label may be counterfeit or damaged."))),
-            )
-                .into_response()
-        }
+        Ok(None) => return unknown_unit(&headers, &id),
         Err(e) => return store_error(&app, e),
     };
     let site = app.config.lines.iter().find(|l| l.id == p.line_id);
@@ -384,11 +428,133 @@ async fn passport(
         .products
         .iter()
         .find(|pr| pr.gtin.as_str() == p.gtin);
-    let doc = passport::document(&app.config.public_base, &p, site, product, role);
-    if header(&headers, header::ACCEPT).is_some_and(|a| a.contains("application/json")) {
+    let mut doc = passport::document(
+        &app.config.public_base,
+        &p,
+        site,
+        product,
+        owner.map(|o| o.role),
+    );
+    doc["public"]["version"] = version.into();
+    if wants_json(&headers) {
         axum::Json(doc).into_response()
     } else {
         axum::response::Html(passport::html(&doc["public"])).into_response()
+    }
+}
+
+/// `POST /passports/{unit}/events`: a lifecycle update, `201 {"version": N}`.
+async fn lifecycle_event(
+    State(app): State<Arc<App>>,
+    Path(unit_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let owner = match person(&app, &headers).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let body = match read_body(&headers, body, 64 * 1024).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let id = canonical_unit(unit_id);
+    match app.store.lifecycle_update(&id, &body, &owner).await {
+        Ok(Some(version)) => {
+            tracing::info!(unit = %id, version, actor = %owner.name, role = owner.role.as_str(), "lifecycle update");
+            (
+                StatusCode::CREATED,
+                axum::Json(json!({ "version": version })),
+            )
+                .into_response()
+        }
+        Ok(None) => unknown_unit(&headers, &id),
+        Err(LifecycleError::Update(e)) => {
+            let status = match e {
+                UpdateError::Role { .. } | UpdateError::NotRecycler => StatusCode::FORBIDDEN,
+                UpdateError::Bad(_) => StatusCode::BAD_REQUEST,
+                UpdateError::Recycled(_) => StatusCode::CONFLICT,
+            };
+            reason(status, e)
+        }
+        Err(LifecycleError::Store(e)) => store_error(&app, e),
+    }
+}
+
+/// `GET /passports/{unit}/history`: every version; version 1 is the line's
+/// manufacturing record. Needs a token; audited.
+async fn history(
+    State(app): State<Arc<App>>,
+    Path(unit_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let owner = match person(&app, &headers).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let id = canonical_unit(unit_id);
+    if let Err(e) = app.store.audit(&owner, "history", Some(&id)).await {
+        return store_error(&app, e);
+    }
+    let (p, _) = match app.store.passport(&id).await {
+        Ok(Some(p)) => p,
+        Ok(None) => return unknown_unit(&headers, &id),
+        Err(e) => return store_error(&app, e),
+    };
+    let mut versions = vec![json!({
+        "version": 1,
+        "ts": p.manufactured_at.clone().unwrap_or_else(|| p.allocated_at.clone()),
+        "actor": format!("line:{}", p.line_id),
+        "role": "line",
+        "type": "manufactured",
+        "reason": "the line's manufacturing record",
+        "evidence": null,
+        "delta": {},
+    })];
+    match app.store.versions(&id).await {
+        Ok(v) => versions.extend(v),
+        Err(e) => return store_error(&app, e),
+    }
+    axum::Json(json!({ "unit": id, "versions": versions })).into_response()
+}
+
+/// `GET /v1/audit[?passport=ID]`: the audit log (authority, admin).
+async fn audit_log(
+    State(app): State<Arc<App>>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let owner = match person(&app, &headers).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    if !matches!(owner.role, Role::Authority | Role::Admin) {
+        return reason(
+            StatusCode::FORBIDDEN,
+            format!(
+                "a {} token cannot read the audit log (authority or admin can)",
+                owner.role.as_str()
+            ),
+        );
+    }
+    let passport = uri.query().and_then(|q| {
+        q.split('&').find_map(|kv| {
+            kv.strip_prefix("passport=")
+                .map(|v| canonical_unit(v.to_string()))
+        })
+    });
+    if let Err(e) = app.store.audit(&owner, "audit", passport.as_deref()).await {
+        return store_error(&app, e);
+    }
+    match app.store.audit_entries(passport.as_deref()).await {
+        Ok(entries) => {
+            let list: Vec<Value> = entries
+                .into_iter()
+                .map(|(e, _)| json!({"ts": e.ts, "actor": e.actor, "role": e.role, "action": e.action, "passport": e.passport}))
+                .collect();
+            axum::Json(json!({ "entries": list })).into_response()
+        }
+        Err(e) => store_error(&app, e),
     }
 }
 

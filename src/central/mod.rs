@@ -10,11 +10,13 @@
 //! `journal` storage, `printer`, `sync`); it reuses only pure pieces and the
 //! web server's accept loop.
 
+pub mod audit;
 pub mod blocks;
 pub mod cli;
 pub mod config;
 pub mod http;
 pub mod ingest;
+pub mod lifecycle;
 pub mod passport;
 pub mod projection;
 pub mod resolver;

@@ -22,6 +22,8 @@ pub enum Status {
     /// Left the plant in a shipment.
     Shipped,
     Scrapped,
+    /// A recycler (or the manufacturer) recorded its end (lifecycle update).
+    Recycled,
 }
 
 impl Status {
@@ -31,6 +33,7 @@ impl Status {
             Status::Passed => "passed",
             Status::Shipped => "shipped",
             Status::Scrapped => "scrapped",
+            Status::Recycled => "recycled",
         }
     }
 }
@@ -202,6 +205,7 @@ pub fn apply(
         kind: ev.kind.to_string(),
         unit: unit.to_string(),
     })?;
+    let recycled = p.status == Status::Recycled;
     match ev.kind {
         "BOUND" => bound(&mut p, ev),
         "TEST_RESULT" | "FINAL_PASS" | "FINAL_FAIL" => {
@@ -251,6 +255,10 @@ pub fn apply(
             });
         }
         _ => {}
+    }
+    if recycled {
+        // A recycled unit stays recycled, whatever line events arrive late.
+        p.status = Status::Recycled;
     }
     p.last_seq = ev.seq;
     Ok(Some(p))

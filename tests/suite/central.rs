@@ -927,3 +927,223 @@ async fn the_resolver_answers_as_gs1_conformant_resolvers_do() {
         "{html}"
     );
 }
+
+/// A token for a person or system with `role`.
+fn person_token(c: &Central, role: &str, name: &str) -> String {
+    let out = c.cli(&["token", "new", "--role", role, "--name", name]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    stdout(&out).lines().last().unwrap().trim().to_string()
+}
+
+async fn call(
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut r = reqwest::Client::new()
+        .request(method, url)
+        .header("Accept", "application/json");
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        r = r
+            .header("Content-Type", "application/json")
+            .body(b.to_string());
+    }
+    let resp = r.send().await.unwrap();
+    let s = resp.status().as_u16();
+    let text = resp.text().await.unwrap_or_default();
+    (
+        s,
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lifecycle_updates_are_versions_and_every_token_access_is_audited() {
+    let Some(c) = Central::start("central::lifecycle_updates") else {
+        return;
+    };
+    let token = c.add_line("P1-L03");
+    let inst = c.run();
+    let line = Line::new();
+    line.grant_block("b1", 1_048_576, 1000);
+    let unit = {
+        let j = line.open();
+        crate::helper::alloc(&j).unwrap()
+    };
+    let body = serde_json::to_vec(&batch_of(&line, 1, line_head(&line))).unwrap();
+    let (s, _) = post(
+        &format!("{}/v1/lines/P1-L03/journal", inst.base()),
+        Some(&token),
+        body,
+        false,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let service = person_token(&c, "service", "Workshop Berlin");
+    let recycler = person_token(&c, "recycler", "Recycling GmbH");
+    let authority = person_token(&c, "authority", "Market surveillance");
+    let events = format!("{}/passports/{unit}/events", inst.base());
+    let soh = serde_json::json!({"type": "state_of_health", "reason": "annual check", "evidence": "https://workshop.example/r/1.pdf", "delta": {"state_of_health": 0.93}});
+    use reqwest::Method;
+    // Who may write what, and bad bodies: nothing changes.
+    for (tok, body, want) in [
+        (None, soh.clone(), 401),
+        (Some("lmk_nope"), soh.clone(), 401),
+        (Some(token.as_str()), soh.clone(), 403),
+        (Some(authority.as_str()), soh.clone(), 403),
+        (
+            Some(service.as_str()),
+            serde_json::json!({"type": "recycled", "reason": "x"}),
+            403,
+        ),
+        (
+            Some(service.as_str()),
+            serde_json::json!({"type": "painted", "reason": "x"}),
+            400,
+        ),
+        (
+            Some(service.as_str()),
+            serde_json::json!({"type": "repaired"}),
+            400,
+        ),
+    ] {
+        let (s, b) = call(Method::POST, events.clone(), tok, Some(body)).await;
+        assert_eq!(s, want, "{b}");
+    }
+    let (s, _) = call(
+        Method::POST,
+        format!("{}/passports/FTY8JWEQF4GZ0/events", inst.base()),
+        Some(&service),
+        Some(soh.clone()),
+    )
+    .await;
+    assert_eq!(s, 404);
+    assert_eq!(c.sql("SELECT count(*) FROM passport_versions"), "0");
+    // Versions 2 and 3; the recycled unit takes no more.
+    let (s, b) = call(
+        Method::POST,
+        events.clone(),
+        Some(&service),
+        Some(soh.clone()),
+    )
+    .await;
+    assert_eq!((s, b["version"].as_i64()), (201, Some(2)), "{b}");
+    let (s, b) = call(Method::POST, events.clone(), Some(&recycler), Some(serde_json::json!({"type": "recycled", "reason": "end of life", "delta": {"recovered_kg": 12.5}}))).await;
+    assert_eq!((s, b["version"].as_i64()), (201, Some(3)), "{b}");
+    let (s, _) = call(
+        Method::POST,
+        events.clone(),
+        Some(&service),
+        Some(soh.clone()),
+    )
+    .await;
+    assert_eq!(s, 409);
+    let (s, p) = call(
+        Method::GET,
+        format!("{}/passports/{unit}", inst.base()),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        (
+            p["public"]["status"].as_str(),
+            p["public"]["version"].as_i64()
+        ),
+        (Some("recycled"), Some(3))
+    );
+    // The history: the line's record, then each update with its actor and delta.
+    let (s, h) = call(
+        Method::GET,
+        format!("{}/passports/{unit}/history", inst.base()),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 401, "{h}");
+    let (s, h) = call(
+        Method::GET,
+        format!("{}/passports/{unit}/history", inst.base()),
+        Some(&authority),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{h}");
+    let v = h["versions"].as_array().unwrap();
+    assert_eq!(v.len(), 3);
+    assert_eq!(
+        (v[0]["version"].as_i64(), v[0]["role"].as_str()),
+        (Some(1), Some("line"))
+    );
+    assert_eq!(v[1]["actor"], "Workshop Berlin");
+    assert_eq!(v[1]["evidence"], "https://workshop.example/r/1.pdf");
+    assert_eq!(v[1]["delta"]["state_of_health"], 0.93);
+    assert_eq!(
+        (v[2]["type"].as_str(), v[2]["role"].as_str()),
+        (Some("recycled"), Some("recycler"))
+    );
+    // The audit log: every token-authenticated read and change, for authority/admin only.
+    let (s, _) = call(
+        Method::GET,
+        format!("{}/v1/audit?passport={unit}", inst.base()),
+        Some(&service),
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, a) = call(
+        Method::GET,
+        format!("{}/v1/audit?passport={unit}", inst.base()),
+        Some(&authority),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{a}");
+    let actions: Vec<String> = a["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} {}",
+                e["role"].as_str().unwrap(),
+                e["action"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "service update:state_of_health",
+            "recycler update:recycled",
+            "authority history",
+            "authority audit"
+        ],
+        "refused requests changed nothing and wrote nothing"
+    );
+    // The chain verifies; the database refuses to change it; a removed
+    // entry (by a superuser disabling the trigger) is found.
+    let out = c.cli(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("4 entries"), "{}", stdout(&out));
+    for sql in [
+        "UPDATE audit_log SET actor = 'x'",
+        "DELETE FROM audit_log",
+        "DELETE FROM passport_versions",
+    ] {
+        let out = c.pg.psql(&c.db, sql);
+        assert!(
+            !out.status.success() && stderr(&out).contains("append-only"),
+            "{sql}"
+        );
+    }
+    c.sql("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only; UPDATE audit_log SET actor = 'someone else' WHERE seq = 2");
+    let out = c.cli(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("entry 2"), "{}", stderr(&out));
+}

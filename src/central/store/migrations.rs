@@ -9,11 +9,18 @@
 use super::StoreError;
 
 /// `(version, name, SQL)`, in order.
-pub const MIGRATIONS: &[(i32, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../../migrations/central/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/central/0001_init.sql"),
+    ),
+    (
+        2,
+        "lifecycle and audit",
+        include_str!("../../../migrations/central/0002_lifecycle_audit.sql"),
+    ),
+];
 
 /// The schema version this build serves.
 pub fn latest() -> i32 {

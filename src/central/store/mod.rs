@@ -20,8 +20,10 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::Type;
 use tokio_postgres::NoTls;
 
+use super::audit::Entry;
 use super::blocks::{self, Issuer};
 use super::ingest::{self, Batch, CheckedEvent, Refused, Stored};
+use super::lifecycle;
 use super::projection::{self, EventView, Passport};
 use super::token::Role;
 use crate::ids::grant::Grant;
@@ -318,13 +320,148 @@ impl Store {
         Ok(grant)
     }
 
-    /// A unit's passport projection.
-    pub async fn passport(&self, unit_id: &str) -> Result<Option<Passport>, StoreError> {
+    /// A unit's passport projection and its version.
+    pub async fn passport(&self, unit_id: &str) -> Result<Option<(Passport, i32)>, StoreError> {
         let c = self.pool.get().await?;
         let row = c
-            .query_opt("SELECT doc FROM passports WHERE unit_id = $1", &[&unit_id])
+            .query_opt(
+                "SELECT doc, version FROM passports WHERE unit_id = $1",
+                &[&unit_id],
+            )
             .await?;
-        Ok(row.and_then(|r| serde_json::from_value(r.get::<_, Value>(0)).ok()))
+        Ok(row.and_then(|r| {
+            let p: Passport = serde_json::from_value(r.get::<_, Value>(0)).ok()?;
+            Some((p, r.get(1)))
+        }))
+    }
+
+    /// Appends one audit entry (under the chain head's row lock).
+    pub async fn audit(
+        &self,
+        owner: &TokenOwner,
+        action: &str,
+        passport: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        audit_in(&tx, owner, action, passport).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records a lifecycle update as the unit's next passport version, with
+    /// its audit entry, in one transaction. Answers the new version.
+    pub async fn lifecycle_update(
+        &self,
+        unit_id: &str,
+        body: &[u8],
+        owner: &TokenOwner,
+    ) -> Result<Option<i32>, LifecycleError> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await.map_err(StoreError::from)?;
+        let Some(row) = tx
+            .query_opt(
+                "SELECT doc, version FROM passports WHERE unit_id = $1 FOR UPDATE",
+                &[&unit_id],
+            )
+            .await
+            .map_err(StoreError::from)?
+        else {
+            return Ok(None);
+        };
+        let mut p: Passport = serde_json::from_value(row.get::<_, Value>(0))
+            .map_err(|e| StoreError::Pool(format!("passport {unit_id} does not read back: {e}")))?;
+        let version: i32 = row.get::<_, i32>(1) + 1;
+        let u = lifecycle::check(body, owner.role, unit_id, p.status)?;
+        p.status = lifecycle::status_after(&u.kind, p.status);
+        let ts = jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        tx.execute(
+            "INSERT INTO passport_versions (unit_id, version, ts, actor, role, type, reason, evidence, delta)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[&unit_id, &version, &ts, &owner.name, &owner.role.as_str(), &u.kind, &u.reason, &u.evidence, &u.delta],
+        )
+        .await
+        .map_err(StoreError::from)?;
+        let doc = serde_json::to_value(&p).unwrap_or(Value::Null);
+        tx.execute(
+            "UPDATE passports SET version = $2, status = $3, doc = $4 WHERE unit_id = $1",
+            &[&unit_id, &version, &p.status.as_str(), &doc],
+        )
+        .await
+        .map_err(StoreError::from)?;
+        audit_in(&tx, owner, &format!("update:{}", u.kind), Some(unit_id)).await?;
+        tx.commit().await.map_err(StoreError::from)?;
+        Ok(Some(version))
+    }
+
+    /// Every lifecycle version of a unit (version 2 on), oldest first.
+    pub async fn versions(&self, unit_id: &str) -> Result<Vec<Value>, StoreError> {
+        let c = self.pool.get().await?;
+        Ok(c.query(
+            "SELECT version, ts, actor, role, type, reason, evidence, delta FROM passport_versions
+                 WHERE unit_id = $1 ORDER BY version",
+            &[&unit_id],
+        )
+        .await?
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "version": r.get::<_, i32>(0), "ts": r.get::<_, String>(1),
+                "actor": r.get::<_, String>(2), "role": r.get::<_, String>(3),
+                "type": r.get::<_, String>(4), "reason": r.get::<_, String>(5),
+                "evidence": r.get::<_, Option<String>>(6), "delta": r.get::<_, Value>(7),
+            })
+        })
+        .collect())
+    }
+
+    /// The audit entries (of one passport, or all), oldest first, with
+    /// their stored hashes.
+    pub async fn audit_entries(
+        &self,
+        passport: Option<&str>,
+    ) -> Result<Vec<(Entry, String)>, StoreError> {
+        let c = self.pool.get().await?;
+        let rows = match passport {
+            Some(p) => {
+                c.query(
+                    "SELECT seq, ts, actor, role, action, passport, hash FROM audit_log WHERE passport = $1 ORDER BY seq",
+                    &[&p],
+                )
+                .await?
+            }
+            None => {
+                c.query("SELECT seq, ts, actor, role, action, passport, hash FROM audit_log ORDER BY seq", &[])
+                    .await?
+            }
+        };
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                (
+                    Entry {
+                        seq: r.get(0),
+                        ts: r.get(1),
+                        actor: r.get(2),
+                        role: r.get(3),
+                        action: r.get(4),
+                        passport: r.get(5),
+                    },
+                    r.get(6),
+                )
+            })
+            .collect())
+    }
+
+    /// The audit chain's head: `(seq, hash)`.
+    pub async fn audit_head(&self) -> Result<(i64, String), StoreError> {
+        let c = self.pool.get().await?;
+        let r = c
+            .query_one("SELECT seq, hash FROM audit_head WHERE id = 1", &[])
+            .await?;
+        Ok((r.get(0), r.get(1)))
     }
 
     /// `(line_id, head_seq)` of every line, for metrics and tests.
@@ -538,6 +675,59 @@ async fn upsert_passports(
               AS u(unit_id, gtin, lot, status, doc, last_seq)
          WHERE p.unit_id = u.unit_id",
         &[&ids, &gtins, &lots, &statuses, &docs, &seqs],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Why a lifecycle update was not recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Update(#[from] lifecycle::UpdateError),
+}
+
+impl From<deadpool_postgres::PoolError> for LifecycleError {
+    fn from(e: deadpool_postgres::PoolError) -> Self {
+        LifecycleError::Store(e.into())
+    }
+}
+
+/// Appends an audit entry inside `tx`, chained to the locked head.
+async fn audit_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    owner: &TokenOwner,
+    action: &str,
+    passport: Option<&str>,
+) -> Result<(), StoreError> {
+    let head = tx
+        .query_one(
+            "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE",
+            &[],
+        )
+        .await?;
+    let (seq, prev): (i64, String) = (head.get::<_, i64>(0) + 1, head.get(1));
+    let entry = Entry {
+        seq,
+        ts: jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string(),
+        actor: owner.name.clone(),
+        role: owner.role.as_str().to_string(),
+        action: action.to_string(),
+        passport: passport.map(str::to_string),
+    };
+    let hash = entry.hash(&prev);
+    tx.execute(
+        "INSERT INTO audit_log (seq, ts, actor, role, action, passport, hash) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        &[&entry.seq, &entry.ts, &entry.actor, &entry.role, &entry.action, &entry.passport, &hash],
+    )
+    .await?;
+    tx.execute(
+        "UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1",
+        &[&seq, &hash],
     )
     .await?;
     Ok(())
