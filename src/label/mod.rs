@@ -9,6 +9,7 @@
 pub mod bitmap;
 pub mod codes;
 pub mod render;
+pub mod scan;
 pub mod template;
 
 use crate::gs1::{self, Gtin, Identity, Level};

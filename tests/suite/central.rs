@@ -1147,3 +1147,94 @@ async fn lifecycle_updates_are_versions_and_every_token_access_is_audited() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("entry 2"), "{}", stderr(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scanned_label_resolves_to_the_units_passport() {
+    let Some(c) = Central::start("central::a_scanned_label_resolves") else {
+        return;
+    };
+    c.write_config(0, PRODUCTS);
+    let token = c.add_line("P1-L03");
+    let inst = c.run();
+    // A line with a label printer writing files, syncing continuously.
+    let labels = tempfile::tempdir().unwrap();
+    let mut extra = station_toml(
+        "t",
+        "tcp://127.0.0.1:0",
+        &["ALLOC", "RESULT", "FINAL"],
+        None,
+        "optional",
+    );
+    extra += "printer = \"p1\"\n";
+    extra += &format!(
+        "\n[[printer]]\nname = \"p1\"\nurl = \"dir://{}\"\n",
+        labels.path().display()
+    );
+    extra += &upstream_toml(&inst.base(), "continuous");
+    let line = Line::with_config(&extra);
+    std::fs::write(
+        line.path().join("config/keys/upstream.token"),
+        format!("{token}\n"),
+    )
+    .unwrap();
+    line.grant_block("b1", 1_048_576, 1000);
+    let d = linemark::daemon::Daemon::start(line.config())
+        .await
+        .unwrap();
+    let mut st = crate::helper::connect(&d, "t", "t").await;
+    let unit = ready_unit(&mut st).await;
+    crate::helper::ok(&mut st, "FINAL", &[("unit", &unit), ("status", "PASS")]).await;
+    let png = labels.path().join(format!("{unit}-1.png"));
+    wait_for("the label", || png.exists()).await;
+    wait_for("central to hold the line's chain", || {
+        central_head(&c, "P1-L03") == line_head(&line)
+    })
+    .await;
+    d.shutdown().await;
+    // Scan the printed label as a phone would, and follow it.
+    let scanned =
+        linemark::label::scan::qr_text(&std::fs::read(&png).unwrap()).expect("a readable QR code");
+    let path = scanned
+        .strip_prefix("https://id.example.com")
+        .expect("the label points at the resolver");
+    assert!(path.ends_with(&format!("/21/{unit}")), "{scanned}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .get(format!("{}{path}", inst.base()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 307);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let passport = location
+        .strip_prefix("https://id.example.com")
+        .expect("the passport is on the resolver");
+    let r = http
+        .get(format!("{}{passport}", inst.base()))
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let doc: serde_json::Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    let final_ts: String = rusqlite::Connection::open(line.db_path())
+        .unwrap()
+        .query_row(
+            "SELECT ts FROM events WHERE type = 'FINAL_PASS' AND unit = ?1",
+            [&unit],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(doc["public"]["id"], unit.as_str());
+    assert_eq!(doc["public"]["gtin"], "09506000134352");
+    assert_eq!(doc["public"]["manufactured_at"], final_ts.as_str());
+    assert_eq!(doc["public"]["status"], "passed");
+    assert_eq!(
+        doc["public"]["uri"],
+        scanned.as_str(),
+        "the passport names the label's URI"
+    );
+}
