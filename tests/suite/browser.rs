@@ -64,6 +64,10 @@ impl Driver {
     }
 
     async fn screenshot(&self, name: &str) -> std::path::PathBuf {
+        self.screenshot_at_least(name, 800).await
+    }
+
+    async fn screenshot_at_least(&self, name: &str, min_width: u32) -> std::path::PathBuf {
         use base64::Engine as _;
         let v = self.call(reqwest::Method::GET, "/screenshot", None).await;
         let png = base64::engine::general_purpose::STANDARD
@@ -71,7 +75,7 @@ impl Driver {
             .unwrap();
         let decoder = png::Decoder::new(std::io::Cursor::new(&png));
         let info = decoder.read_info().unwrap();
-        assert!(info.info().width >= 800, "a real screenshot");
+        assert!(info.info().width >= min_width, "a real screenshot");
         let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("browser");
         std::fs::create_dir_all(&dir).unwrap();
         let p = dir.join(name);
@@ -80,27 +84,14 @@ impl Driver {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chromium_shows_status_and_unit_pages_and_finds_a_unit_by_its_digital_link() {
-    if !std::path::Path::new(CHROMIUM).exists() || !std::path::Path::new(DRIVER).exists() {
-        eprintln!(
-            "\n*** SKIPPED: the browser test needs {CHROMIUM} and {DRIVER} \
-             (apt-get install chromium chromium-driver; .ci/run installs them) ***\n"
-        );
-        return;
-    }
-    let out = tempfile::tempdir().unwrap();
-    let line = web_line(out.path());
-    let d = Daemon::start(line.config()).await.unwrap();
-    let site = format!("http://{}", d.web_addr().unwrap());
-    let unit = passed_unit(&d).await;
-
+/// chromedriver and a headless Chromium session with this window size.
+async fn start_browser(window: &str) -> (Driver, tokio::process::Child, tempfile::TempDir) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut driver = tokio::process::Command::new(DRIVER)
+    let driver = tokio::process::Command::new(DRIVER)
         .arg(format!("--port={port}"))
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -127,7 +118,7 @@ async fn chromium_shows_status_and_unit_pages_and_finds_a_unit_by_its_digital_li
             "args": [
                 "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--disable-quic", "--no-first-run", "--disable-background-networking",
-                "--disable-component-update", "--disable-sync", "--window-size=1280,900",
+                "--disable-component-update", "--disable-sync", format!("--window-size={window}"),
                 format!("--user-data-dir={}", profile.path().display()),
             ]
         }
@@ -149,7 +140,32 @@ async fn chromium_shows_status_and_unit_pages_and_finds_a_unit_by_its_digital_li
         base: base.clone(),
         session,
     };
+    (b, driver, profile)
+}
 
+fn no_browser() -> bool {
+    if !std::path::Path::new(CHROMIUM).exists() || !std::path::Path::new(DRIVER).exists() {
+        eprintln!(
+            "\n*** SKIPPED: the browser test needs {CHROMIUM} and {DRIVER} \
+             (apt-get install chromium chromium-driver; .ci/run installs them) ***\n"
+        );
+        return true;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_shows_status_and_unit_pages_and_finds_a_unit_by_its_digital_link() {
+    if no_browser() {
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let line = web_line(out.path());
+    let d = Daemon::start(line.config()).await.unwrap();
+    let site = format!("http://{}", d.web_addr().unwrap());
+    let unit = passed_unit(&d).await;
+
+    let (b, mut driver, _profile) = start_browser("1280,900").await;
     // The status page: the station and the live IDs-left figure.
     b.go(&format!("{site}/")).await;
     assert_eq!(b.text("#ids_left").await, "9999");
@@ -198,4 +214,61 @@ async fn chromium_shows_status_and_unit_pages_and_finds_a_unit_by_its_digital_li
     b.call(reqwest::Method::DELETE, "", None).await;
     let _ = driver.kill().await;
     d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_shows_a_passport_readably_on_a_phone() {
+    if no_browser() {
+        return;
+    }
+    let Some(c) = crate::helper::central::Central::start("browser::a_passport_on_a_phone") else {
+        return;
+    };
+    c.write_config(0, "\n[[product]]\ngtin = \"09506000134352\"\nname = \"PACK-48V battery pack\"\n[[product.link]]\nrel = \"gs1:pip\"\nhref = \"https://www.example.com/packs\"\ntitle = \"Product page\"\n");
+    let token = c.add_line("P1-L03");
+    let inst = c.run();
+    let line = crate::helper::Line::new();
+    line.grant_block("b1", 1_048_576, 1000);
+    let unit = crate::helper::alloc(&line.open()).unwrap();
+    let batch = super::central::batch_of(&line, 1, super::central::line_head(&line));
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/lines/P1-L03/journal", inst.base()))
+        .bearer_auth(&token)
+        .body(batch.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success());
+    // A phone-sized window (390 x 844 CSS pixels, as a scan opens it).
+    let (b, mut driver, _profile) = start_browser("390,844").await;
+    b.go(&format!("{}/passports/{unit}", inst.base())).await;
+    assert_eq!(b.text("h1").await, "PACK-48V battery pack");
+    let body = b.text("body").await;
+    assert!(
+        body.contains(&unit) && body.contains("in production") && body.contains("Germany"),
+        "{body}"
+    );
+    assert!(body.contains("Product page"), "{body}");
+    // Nothing wider than the screen: no sideways scrolling on a phone.
+    let fits = b
+        .call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": "return [document.documentElement.scrollWidth, window.innerWidth];", "args": []})),
+        )
+        .await;
+    let (scroll, inner) = (fits[0].as_i64().unwrap(), fits[1].as_i64().unwrap());
+    assert!(inner <= 500, "a phone-sized viewport: {inner}");
+    assert!(
+        scroll <= inner,
+        "the page is {scroll} px wide in a {inner} px window"
+    );
+    let shot = b.screenshot_at_least("passport-phone.png", 300).await;
+    eprintln!("screenshot: {}", shot.display());
+    // An unknown unit's page says so.
+    b.go(&format!("{}/passports/FTY8JWEQF4GZ0", inst.base()))
+        .await;
+    assert!(b.text("body").await.contains("counterfeit"));
+    b.call(reqwest::Method::DELETE, "", None).await;
+    let _ = driver.kill().await;
 }

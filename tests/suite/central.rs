@@ -35,7 +35,7 @@ fn line_for(base: &str, token: &str) -> (Line, u16) {
 }
 
 /// The line's last seq.
-fn line_head(line: &Line) -> i64 {
+pub(crate) fn line_head(line: &Line) -> i64 {
     journal_hashes(&line.db_path()).len() as i64
 }
 
@@ -274,7 +274,7 @@ async fn grants_from_two_instances_at_once_never_overlap_and_the_line_imports_th
 
 /// A batch body for seqs `first..=last` of `line`'s journal (as the line
 /// would send it).
-fn batch_of(line: &Line, first: i64, last: i64) -> serde_json::Value {
+pub(crate) fn batch_of(line: &Line, first: i64, last: i64) -> serde_json::Value {
     let ours = journal_hashes(&line.db_path());
     let conn = rusqlite::Connection::open(line.db_path()).unwrap();
     let mut s = conn
