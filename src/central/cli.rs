@@ -240,6 +240,7 @@ async fn serve(store: Store, config: CentralConfig) -> Result<(), CliError> {
         store,
         config,
         metrics: http::Metrics::default(),
+        identities: http::IdentityCache::default(),
     });
     let shutdown = CancellationToken::new();
     let notifier = crate::daemon::notify::Notifier::from_env();

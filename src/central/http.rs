@@ -45,6 +45,34 @@ pub struct App {
     pub store: Store,
     pub config: CentralConfig,
     pub metrics: Metrics,
+    pub identities: IdentityCache,
+}
+
+/// Units' identities (GTIN, lot) as the resolver needs them. An identity
+/// never changes once a unit is allocated, so an entry is never stale and
+/// any number of instances can each keep one; only units the store knows
+/// are kept (an unknown unit may arrive with the next batch).
+#[derive(Default)]
+pub struct IdentityCache {
+    map: std::sync::RwLock<std::collections::HashMap<String, (String, Option<String>)>>,
+}
+
+impl IdentityCache {
+    /// At most this many units; past it the cache starts over.
+    const MAX: usize = 1_000_000;
+
+    fn get(&self, unit: &str) -> Option<(String, Option<String>)> {
+        self.map.read().ok()?.get(unit).cloned()
+    }
+
+    fn put(&self, unit: &str, id: (String, Option<String>)) {
+        if let Ok(mut m) = self.map.write() {
+            if m.len() >= Self::MAX {
+                m.clear();
+            }
+            m.insert(unit.to_string(), id);
+        }
+    }
 }
 
 /// The router of `linemark-central run`.
@@ -282,17 +310,31 @@ async fn resolve(
     };
     let unit = match &id.serial {
         None => UnitKnown::NoUnit,
-        Some(serial) => match app.store.passport(serial).await {
-            // The unit exists, and the label's GTIN and lot are its own.
-            Ok(Some((p, _)))
-                if p.gtin == id.gtin.as_str()
-                    && id.lot.as_ref().is_none_or(|l| Some(l) == p.lot.as_ref()) =>
-            {
-                UnitKnown::Known { unit_id: p.unit_id }
+        Some(serial) => {
+            let known = match app.identities.get(serial) {
+                Some(i) => Some(i),
+                None => match app.store.identity(serial).await {
+                    Ok(Some(i)) => {
+                        app.identities.put(serial, i.clone());
+                        Some(i)
+                    }
+                    Ok(None) => None,
+                    Err(e) => return store_error(&app, e),
+                },
+            };
+            match known {
+                // The unit exists, and the label's GTIN and lot are its own.
+                Some((gtin, lot))
+                    if gtin == id.gtin.as_str()
+                        && id.lot.as_ref().is_none_or(|l| Some(l) == lot.as_ref()) =>
+                {
+                    UnitKnown::Known {
+                        unit_id: serial.clone(),
+                    }
+                }
+                _ => UnitKnown::Unknown,
             }
-            Ok(_) => UnitKnown::Unknown,
-            Err(e) => return store_error(&app, e),
-        },
+        }
     };
     let product = app.config.products.iter().find(|p| p.gtin == id.gtin);
     let lt = link_type(uri.query());

@@ -335,6 +335,21 @@ impl Store {
         }))
     }
 
+    /// A unit's identity (GTIN and lot), which never changes once it is
+    /// allocated: what the resolver needs.
+    pub async fn identity(
+        &self,
+        unit_id: &str,
+    ) -> Result<Option<(String, Option<String>)>, StoreError> {
+        let c = self.pool.get().await?;
+        let stmt = c
+            .prepare_cached("SELECT gtin, lot FROM passports WHERE unit_id = $1")
+            .await?;
+        Ok(c.query_opt(&stmt, &[&unit_id])
+            .await?
+            .map(|r| (r.get(0), r.get(1))))
+    }
+
     /// Appends one audit entry (under the chain head's row lock).
     pub async fn audit(
         &self,
