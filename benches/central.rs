@@ -16,8 +16,10 @@
 #[allow(dead_code)]
 mod postgres;
 
+mod central_common;
+use central_common::{central, free_port, Instance};
+
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -104,24 +106,6 @@ fn body(line: &str, events: &[Ev], prev: &str) -> Vec<u8> {
     gz.finish().expect("gzip")
 }
 
-struct Instance(Child, u16);
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn central(args: &[&str], config: &std::path::Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_linemark-central"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .expect("linemark-central")
-}
-
 fn main() {
     if std::env::args().any(|a| a == "--list") {
         return; // `cargo test --benches` lists; nothing to list
@@ -157,18 +141,8 @@ fn main() {
     }
     let instances: Vec<Instance> = (0..2)
         .map(|_| {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .expect("port")
-                .port();
-            let child = Command::new(env!("CARGO_BIN_EXE_linemark-central"))
-                .args(["run", "--config"])
-                .arg(config(port))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("run");
-            Instance(child, port)
+            let port = free_port();
+            Instance::start(&config(port), port)
         })
         .collect();
     let rt = tokio::runtime::Runtime::new().expect("runtime");

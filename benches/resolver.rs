@@ -15,36 +15,13 @@
 #[allow(dead_code)]
 mod postgres;
 
-use std::process::{Child, Command, Stdio};
+mod central_common;
+use central_common::{central, free_port, Instance};
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CLIENTS: usize = 64;
-
-struct Instance(Child);
-
-impl Drop for Instance {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn central(args: &[&str], config: &std::path::Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_linemark-central"))
-        .args(args)
-        .arg("--config")
-        .arg(config)
-        .output()
-        .expect("linemark-central")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
-}
 
 /// `CLIENTS` clients for `secs`, each request one of `urls` in turn;
 /// answers (requests/s, p50, p99).
@@ -148,15 +125,8 @@ fn main() {
     assert!(central(&["migrate"], &cfg).status.success());
     let out = central(&["line", "add", "P1-L03"], &cfg);
     let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let _inst = Instance(
-        Command::new(env!("CARGO_BIN_EXE_linemark-central"))
-            .args(["run", "--config"])
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("run"),
-    );
+    let _inst = Instance::start(&cfg, port);
+
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let base = format!("http://127.0.0.1:{port}");
