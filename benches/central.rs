@@ -2,8 +2,8 @@
 //!
 //! 1. `LINES` simulated lines (default 100) send `EVENTS` events each
 //!    (default 10,000; real hash chains, batches of 5,000, gzip) through
-//!    two `linemark-central run` instances at once; then the store is
-//!    checked: every line's chain complete, no gap, no duplicate.
+//!    two `linemark-central run` instances, 16 lines at a time; then the
+//!    store is checked: every line's chain complete, no gap, no duplicate.
 //! 2. The same rows `COPY`'d (binary) into a table of the same shape in the
 //!    same database: the bound ingest is compared with.
 //! 3. 1,000 block requests at once over both instances: overlaps (must be
@@ -179,7 +179,7 @@ fn main() {
     }
     let ports: Vec<u16> = instances.iter().map(|i| i.1).collect();
     let total = (lines * events) as f64;
-    let gate = Arc::new(tokio::sync::Semaphore::new(8));
+    let gate = Arc::new(tokio::sync::Semaphore::new(16));
     let started = Instant::now();
     rt.block_on(async {
         let mut tasks = Vec::new();

@@ -56,6 +56,8 @@ pub struct CheckedEvent {
     pub kind: String,
     pub unit: Option<String>,
     pub data: String,
+    /// The same data, parsed (for the passport projection).
+    pub value: Value,
     pub hash: String,
 }
 
@@ -226,6 +228,7 @@ pub fn new_events(batch: &Batch, stored: &Stored) -> Result<Vec<CheckedEvent>, R
                 kind: e.kind.clone(),
                 unit: e.unit.clone(),
                 data,
+                value: e.data.clone(),
                 hash: hash.clone(),
             });
         }

@@ -549,10 +549,10 @@ async fn project(
     line_id: &str,
     events: &[CheckedEvent],
 ) -> Result<Vec<String>, StoreError> {
-    let parsed: Vec<(&CheckedEvent, Value)> = events
+    let parsed: Vec<(&CheckedEvent, &Value)> = events
         .iter()
         .filter(|e| e.unit.is_some() && projection::concerns_passports(&e.kind))
-        .map(|e| (e, serde_json::from_str(&e.data).unwrap_or(Value::Null)))
+        .map(|e| (e, &e.value))
         .collect();
     if parsed.is_empty() {
         return Ok(Vec::new());
