@@ -3,17 +3,12 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use linemark::cli::{self, Cli};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match cli::parse_args::<Cli>() {
         Ok(c) => c,
-        Err(e) => {
-            // Help and version go to stdout with exit 0; usage errors exit 2.
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
+        Err(code) => return code,
     };
     // The demo prints a progress bar and a summary; only problems are logged.
     let default_level = if matches!(cli.command, cli::Command::Demo { .. }) {

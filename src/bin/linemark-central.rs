@@ -4,16 +4,12 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use linemark::central::cli::{self, Cli};
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    let cli = match linemark::cli::parse_args::<Cli>() {
         Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
-        }
+        Err(code) => return code,
     };
     linemark::cli::init_tracing(cli.log_format, "info");
     match cli::run(cli) {

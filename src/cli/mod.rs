@@ -208,3 +208,12 @@ pub fn init_tracing(format: LogFormat, default_level: &str) {
         LogFormat::Text => builder.without_time().with_target(false).init(),
     }
 }
+
+/// Parses the command line of either binary. Help and version go to
+/// stdout (exit 0); a usage error to stderr (exit 2).
+pub fn parse_args<C: clap::Parser>() -> Result<C, std::process::ExitCode> {
+    C::try_parse().map_err(|e| {
+        let _ = e.print();
+        std::process::ExitCode::from(if e.use_stderr() { 2 } else { 0 })
+    })
+}

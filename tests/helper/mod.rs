@@ -721,3 +721,12 @@ pub async fn connect(
         .unwrap_or_else(|e| panic!("connect to station {station}: {e}"));
     linemark::client::StationClient::new(sock, prefix)
 }
+
+/// A station `t` on `port` allowed `allow`, printing on printer `p1` at
+/// `printer_url` (the config lines, to append to a line's config).
+pub fn printing_station(port: &str, allow: &[&str], printer_url: &str) -> String {
+    let mut extra = station_toml("t", port, allow, None, "optional");
+    extra += "printer = \"p1\"\n";
+    extra += &format!("\n[[printer]]\nname = \"p1\"\nurl = \"{printer_url}\"\n");
+    extra
+}

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use crate::helper::central::Central;
 use crate::helper::{
-    connect_when_up, free_port, journal_hashes, ready_unit, spawn_daemon, station_toml, stderr,
-    stdout, upstream_toml, wait_for, Line,
+    connect_when_up, free_port, journal_hashes, printing_station, ready_unit, spawn_daemon,
+    station_toml, stderr, stdout, upstream_toml, wait_for, Line,
 };
 use linemark::client::StationClient;
 
@@ -1158,17 +1158,10 @@ async fn a_scanned_label_resolves_to_the_units_passport() {
     let inst = c.run();
     // A line with a label printer writing files, syncing continuously.
     let labels = tempfile::tempdir().unwrap();
-    let mut extra = station_toml(
-        "t",
+    let mut extra = printing_station(
         "tcp://127.0.0.1:0",
         &["ALLOC", "RESULT", "FINAL"],
-        None,
-        "optional",
-    );
-    extra += "printer = \"p1\"\n";
-    extra += &format!(
-        "\n[[printer]]\nname = \"p1\"\nurl = \"dir://{}\"\n",
-        labels.path().display()
+        &format!("dir://{}", labels.path().display()),
     );
     extra += &upstream_toml(&inst.base(), "continuous");
     let line = Line::with_config(&extra);

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::helper::{free_port, ok, ready_unit, spawn_daemon, station_toml, wait_for, Line};
+use crate::helper::{
+    free_port, ok, printing_station, ready_unit, spawn_daemon, station_toml, wait_for, Line,
+};
 use linemark::client::StationClient;
 
 /// Reads until EOF or an error; `true` if the peer closed within `within`.
@@ -26,17 +28,10 @@ async fn closed_within(s: &mut tokio::net::TcpStream, within: Duration) -> bool 
 async fn idle_web_connections_do_not_stop_production() {
     let labels = tempfile::tempdir().unwrap();
     let (station_port, web_port) = (free_port(), free_port());
-    let mut extra = station_toml(
-        "t",
+    let extra = printing_station(
         &format!("tcp://127.0.0.1:{station_port}"),
         &["ALLOC", "RESULT", "FINAL"],
-        None,
-        "optional",
-    );
-    extra += "printer = \"p1\"\n";
-    extra += &format!(
-        "\n[[printer]]\nname = \"p1\"\nurl = \"dir://{}\"\n",
-        labels.path().display()
+        &format!("dir://{}", labels.path().display()),
     );
     let line = Line::with_config(&extra);
     line.write_config(&format!(

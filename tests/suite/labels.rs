@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use crate::helper::{
-    connect, count_events, ok, ready_unit, station_toml, unit_in_zpl, wait_for, FakeZebra, Line,
-    ZebraMode,
+    connect, count_events, ok, printing_station, ready_unit, unit_in_zpl, wait_for, FakeZebra,
+    Line, ZebraMode,
 };
 use linemark::client::StationClient;
 use linemark::daemon::Daemon;
@@ -17,10 +17,7 @@ const VERBS: &[&str] = &[
 ];
 
 fn line_with_printer(url: &str) -> Line {
-    let mut extra = station_toml("t", "tcp://127.0.0.1:0", VERBS, None, "optional");
-    extra += "printer = \"p1\"\n";
-    extra += &format!("\n[[printer]]\nname = \"p1\"\nurl = \"{url}\"\n");
-    let line = Line::with_config(&extra);
+    let line = Line::with_config(&printing_station("tcp://127.0.0.1:0", VERBS, url));
     let j = line.open();
     line.grant_into(&j, "b1", 1048576, 10_000);
     line

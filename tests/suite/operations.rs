@@ -4,7 +4,9 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use crate::helper::{alloc, connect, count_events, ok, station_toml, stderr, wait_for, Line};
+use crate::helper::{
+    alloc, connect, count_events, ok, printing_station, station_toml, stderr, wait_for, Line,
+};
 use linemark::client::StationClient;
 use linemark::daemon::notify::Notifier;
 use linemark::daemon::{Daemon, Supervision};
@@ -205,15 +207,11 @@ async fn fault_log_lines_name_the_station_or_printer_and_the_code() {
         .local_addr()
         .unwrap()
         .port();
-    let mut extra = station_toml(
-        "t",
+    let extra = printing_station(
         &format!("tcp://127.0.0.1:{port}"),
         &["ALLOC", "RESULT", "FINAL"],
-        None,
-        "optional",
+        &format!("zpl+tcp://{dead}"),
     );
-    extra += "printer = \"p1\"\n";
-    extra += &format!("\n[[printer]]\nname = \"p1\"\nurl = \"zpl+tcp://{dead}\"\n");
     let line = Line::with_config(&extra);
     {
         let j = line.open();

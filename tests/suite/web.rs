@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::helper::{
-    connect, count_events, grant, ok, ready_unit, station_toml, stderr, stdout, Line,
+    connect, count_events, grant, ok, printing_station, ready_unit, stderr, stdout, Line,
 };
 use linemark::daemon::Daemon;
 use linemark::web::auth::sha256;
@@ -28,11 +28,10 @@ fn token_toml(role: &str, name: &str, token: &str) -> String {
 }
 
 pub fn web_line(printer_dir: &std::path::Path) -> Line {
-    let mut extra = station_toml("t", "tcp://127.0.0.1:0", VERBS, None, "optional");
-    extra += "printer = \"p1\"\n";
-    extra += &format!(
-        "\n[[printer]]\nname = \"p1\"\nurl = \"dir://{}\"\n",
-        printer_dir.display()
+    let mut extra = printing_station(
+        "tcp://127.0.0.1:0",
+        VERBS,
+        &format!("dir://{}", printer_dir.display()),
     );
     extra += &token_toml("operator", "op", "op-secret");
     extra += &token_toml("quality", "qe", "qe-secret");

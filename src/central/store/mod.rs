@@ -37,6 +37,8 @@ pub enum StoreError {
     Pool(String),
     #[error("database error: {}", db_message(.0))]
     Db(#[from] tokio_postgres::Error),
+    #[error("the stored data is damaged: {0}")]
+    Corrupt(String),
     #[error("line {0:?} is not registered (linemark-central line add {0})")]
     UnknownLine(String),
     #[error("line {0:?} is already registered")]
@@ -384,8 +386,9 @@ impl Store {
         else {
             return Ok(None);
         };
-        let mut p: Passport = serde_json::from_value(row.get::<_, Value>(0))
-            .map_err(|e| StoreError::Pool(format!("passport {unit_id} does not read back: {e}")))?;
+        let mut p: Passport = serde_json::from_value(row.get::<_, Value>(0)).map_err(|e| {
+            StoreError::Corrupt(format!("passport {unit_id} does not read back: {e}"))
+        })?;
         let version: i32 = row.get::<_, i32>(1) + 1;
         let u = lifecycle::check(body, owner.role, unit_id, p.status)?;
         p.status = lifecycle::status_after(&u.kind, p.status);
