@@ -30,6 +30,7 @@ pub mod ids;
 pub mod journal;
 pub mod label;
 pub mod line;
+pub mod plc;
 pub mod printer;
 pub mod protocol;
 pub mod report;

@@ -12,6 +12,7 @@ mod demo;
 mod export;
 mod journal;
 mod label;
+mod plc;
 mod report;
 mod restore;
 mod run;
@@ -94,6 +95,9 @@ pub enum Command {
     /// Reports for quality engineers.
     #[command(subcommand)]
     Report(report::ReportCommand),
+    /// The PLC gateway: OPC UA users and trusted client certificates.
+    #[command(subcommand)]
+    Plc(plc::PlcCommand),
     /// Send the journal to the central store now (what the systemd timer runs).
     Sync {
         /// Clear a halt (after a 409 from the store) first.
@@ -187,6 +191,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Sync { resume } => sync::run(&cli.config, resume),
         Command::Report(c) => report::run(&cli.config, c),
         Command::Token(c) => token::run(c),
+        Command::Plc(c) => plc::run(&cli.config, c),
     }
 }
 

@@ -11,6 +11,7 @@
 //! linemark reads, `templates.rs` finding and loading label templates.
 
 pub mod locate;
+mod plc;
 mod raw;
 mod templates;
 mod types;

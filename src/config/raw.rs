@@ -46,6 +46,48 @@ pub struct RawConfig {
     pub web: RawWeb,
     #[serde(default, rename = "shift")]
     pub shifts: Vec<RawShift>,
+    /// The PLC gateway (OPC UA); absent: none.
+    #[serde(default)]
+    pub plc: RawPlc,
+}
+
+/// `[plc]`: how PLCs reach the `port = "plc"` stations (SPEC section 12).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPlc {
+    pub opcua: Option<RawOpcUa>,
+}
+
+/// `[plc.opcua]`: the OPC UA server.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOpcUa {
+    /// `ADDRESS:PORT`; the endpoint is `opc.tcp://ADDRESS:PORT/linemark`.
+    #[serde(default = "default_opcua_listen")]
+    pub listen: String,
+    /// Offer security policy None with anonymous access (a test bench or
+    /// an isolated cell network only).
+    #[serde(default)]
+    pub allow_anonymous: bool,
+    /// The server's certificate (DER) and private key (PEM). Absent: made
+    /// on first start in `data_dir/opcua/own/` and `data_dir/opcua/private/`.
+    pub certificate: Option<String>,
+    pub private_key: Option<String>,
+    /// Users of the Basic256Sha256 SignAndEncrypt endpoint.
+    #[serde(default, rename = "user")]
+    pub users: Vec<RawOpcUaUser>,
+}
+fn default_opcua_listen() -> String {
+    "127.0.0.1:4840".into()
+}
+
+/// `[[plc.opcua.user]]`: a user name and its argon2id password hash.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOpcUaUser {
+    pub name: String,
+    /// A PHC string `$argon2id$...` (`linemark plc passwd` prints one).
+    pub password_hash: String,
 }
 
 /// `[ids]`: where IDs come from.
@@ -97,7 +139,8 @@ pub struct RawProduct {
 #[serde(deny_unknown_fields)]
 pub struct RawStation {
     pub name: String,
-    /// A serial device path, or `tcp://ADDR:PORT`.
+    /// A serial device path, `tcp://ADDR:PORT`, or `plc` (reached through
+    /// the PLC gateway of `[plc]`).
     pub port: String,
     #[serde(default = "default_baud")]
     pub baud: u32,

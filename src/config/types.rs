@@ -26,6 +26,8 @@ pub struct Product {
 pub enum StationPort {
     Serial(PathBuf),
     Tcp(String),
+    /// Reached through the PLC gateway (`[plc]`), not a port of its own.
+    Plc,
 }
 
 impl StationPort {
@@ -205,6 +207,32 @@ pub struct Config {
     pub upstream: Option<Upstream>,
     pub web: Web,
     pub shifts: Vec<Shift>,
+    pub plc: Plc,
     /// Every template a product names, loaded and checked.
     pub templates: std::collections::BTreeMap<String, crate::label::Template>,
+}
+
+/// `[plc]`: the PLC gateway.
+#[derive(Debug, Clone, Default)]
+pub struct Plc {
+    pub opcua: Option<OpcUa>,
+}
+
+/// `[plc.opcua]`, checked.
+#[derive(Debug, Clone)]
+pub struct OpcUa {
+    pub listen: SocketAddr,
+    pub allow_anonymous: bool,
+    /// Configured certificate (DER) and private key (PEM); `None`: made in
+    /// `data_dir/opcua` on first start.
+    pub certificate: Option<(PathBuf, PathBuf)>,
+    pub users: Vec<OpcUaUser>,
+}
+
+/// A user of the secure endpoint.
+#[derive(Debug, Clone)]
+pub struct OpcUaUser {
+    pub name: String,
+    /// An argon2id PHC string, checked to parse.
+    pub password_hash: String,
 }

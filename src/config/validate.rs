@@ -24,11 +24,11 @@ pub(super) struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn err(&self, path: &[Seg<'_>], message: impl Into<String>) -> ConfigError {
+    pub(super) fn err(&self, path: &[Seg<'_>], message: impl Into<String>) -> ConfigError {
         locate::error_at(self.text, self.origin, path, message)
     }
 
-    fn path(&self, p: &str) -> PathBuf {
+    pub(super) fn path(&self, p: &str) -> PathBuf {
         let p = Path::new(p);
         if p.is_absolute() {
             p.to_path_buf()
@@ -56,7 +56,7 @@ impl Validator<'_> {
         Ok((h, m))
     }
 
-    fn name(&self, path: &[Seg<'_>], s: &str) -> Result<(), ConfigError> {
+    pub(super) fn name(&self, path: &[Seg<'_>], s: &str) -> Result<(), ConfigError> {
         if s.is_empty()
             || s.len() > 64
             || !s
@@ -74,7 +74,7 @@ impl Validator<'_> {
     /// Free text (a site name, a URL, a token's owner): at most `max`
     /// bytes and no control characters, so it cannot forge log or report
     /// lines.
-    fn text(&self, path: &[Seg<'_>], s: &str, max: usize) -> Result<(), ConfigError> {
+    pub(super) fn text(&self, path: &[Seg<'_>], s: &str, max: usize) -> Result<(), ConfigError> {
         if s.len() > max {
             return Err(self.err(
                 path,
@@ -125,6 +125,7 @@ impl Validator<'_> {
         let web = self.web(&raw.web)?;
 
         let shifts = self.shifts(&raw.shifts)?;
+        let plc = self.plc(&raw.plc, &stations)?;
 
         Ok(Config {
             origin: self.origin.to_string(),
@@ -142,6 +143,7 @@ impl Validator<'_> {
             upstream,
             web,
             shifts,
+            plc,
             templates,
         })
     }
@@ -377,6 +379,9 @@ impl Validator<'_> {
 
     /// A station's `port`: `tcp://HOST:PORT` or a serial device path.
     fn station_port(&self, at: &[Seg<'_>], port: &str) -> Result<StationPort, ConfigError> {
+        if port == "plc" {
+            return Ok(StationPort::Plc);
+        }
         if let Some(addr) = port.strip_prefix("tcp://") {
             let ok = addr
                 .rsplit_once(':')
@@ -388,7 +393,7 @@ impl Validator<'_> {
         } else if port.is_empty() || port.contains("://") {
             Err(self.err(
                 at,
-                format!("{port:?} must be a serial device path or tcp://HOST:PORT"),
+                format!("{port:?} must be a serial device path, tcp://HOST:PORT or plc"),
             ))
         } else {
             Ok(StationPort::Serial(PathBuf::from(port)))

@@ -38,6 +38,8 @@ pub enum DaemonError {
     Start(String),
     #[error("the journal's state disagrees with its events, so linemark will not serve it: {0}. Run `linemark journal verify` for the full check, keep this file as evidence, and restore the last good backup (`linemark restore BACKUP`) or ask for help before going on")]
     Inconsistent(String),
+    #[error(transparent)]
+    OpcUa(#[from] crate::plc::opcua::OpcUaError),
 }
 
 /// Events whose units the start-up consistency check rebuilds.
@@ -69,6 +71,7 @@ pub struct Daemon {
     tcp: BTreeMap<String, SocketAddr>,
     stats: BTreeMap<String, Arc<StationStats>>,
     web: Option<SocketAddr>,
+    opcua: Option<SocketAddr>,
 }
 
 impl Daemon {
@@ -143,14 +146,20 @@ impl Daemon {
         }
         let mut tcp = BTreeMap::new();
         let mut stats = BTreeMap::new();
-        let stations_alive = Arc::new(std::sync::atomic::AtomicUsize::new(config.stations.len()));
+        // PLC stations have no task of their own: the gateway serves them.
+        let own_tasks = config
+            .stations
+            .iter()
+            .filter(|s| s.port != StationPort::Plc)
+            .count();
+        let stations_alive = Arc::new(std::sync::atomic::AtomicUsize::new(own_tasks));
         for st in &config.stations {
-            let alive = stations_alive.clone();
-            let guard = AliveGuard(alive);
             let s = Arc::new(StationStats::default());
             stats.insert(st.name.clone(), s.clone());
+
             match &st.port {
                 StationPort::Tcp(addr) => {
+                    let guard = AliveGuard(stations_alive.clone());
                     let listener = match station::bind_tcp(st).await {
                         Ok(l) => {
                             if let Ok(a) = l.local_addr() {
@@ -171,15 +180,42 @@ impl Daemon {
                     });
                 }
                 StationPort::Serial(_) => {
+                    let guard = AliveGuard(stations_alive.clone());
                     let fut = station::run_serial(line.clone(), st.clone(), s, shutdown.clone());
                     tasks.spawn(async move {
                         fut.await;
                         drop(guard);
                     });
                 }
+                // Served by the PLC gateway: no task of its own.
+                StationPort::Plc => {}
             }
         }
         tasks.spawn(prune_requests(journal.clone(), shutdown.clone()));
+        let opcua = match &config.plc.opcua {
+            Some(cfg) => {
+                let gateway = crate::plc::gateway::Gateway::new(line.clone(), config.clone());
+                let started = crate::plc::opcua::start(
+                    gateway,
+                    cfg,
+                    &config.data_dir,
+                    shutdown.clone(),
+                    &tasks,
+                )
+                .await;
+                match started {
+                    Ok(addr) => Some(addr),
+                    Err(e) => {
+                        // Nothing else has been answered yet: stop cleanly.
+                        shutdown.cancel();
+                        tasks.close();
+                        let _ = tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await;
+                        return Err(e.into());
+                    }
+                }
+            }
+            None => None,
+        };
         let web = match tokio::net::TcpListener::bind(config.web.listen).await {
             Ok(l) => {
                 let addr = l.local_addr().ok();
@@ -205,7 +241,7 @@ impl Daemon {
             }
         };
         let notifier = Arc::new(sup.notifier);
-        let stations = config.stations.len();
+        let stations = own_tasks;
         let status = StatusParts {
             journal: journal.clone(),
             hub: hub.clone(),
@@ -234,12 +270,18 @@ impl Daemon {
             tcp,
             stats,
             web,
+            opcua,
         })
     }
 
     /// Where the web page listens (`None` when it could not bind).
     pub fn web_addr(&self) -> Option<SocketAddr> {
         self.web
+    }
+
+    /// Where the OPC UA server listens (`None` without `[plc.opcua]`).
+    pub fn opcua_addr(&self) -> Option<SocketAddr> {
+        self.opcua
     }
 
     /// Where a TCP station listens.

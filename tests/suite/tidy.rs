@@ -110,7 +110,8 @@ fn the_central_service_uses_no_part_of_the_line_runtime() {
 
 #[test]
 fn the_pure_modules_do_no_io_and_know_no_runtime() {
-    const PURE: [&str; 12] = [
+    const PURE: [&str; 13] = [
+        "src/plc/call.rs",
         "src/ids/",
         "src/gs1/",
         "src/protocol/",
@@ -162,6 +163,33 @@ fn the_line_rules_know_neither_the_web_page_nor_sync() {
         })
         .collect();
     assert!(found.is_empty(), "line/ must not import these: {found:?}");
+}
+
+#[test]
+fn the_plc_gateway_runs_every_call_through_the_line_and_keeps_opcua_to_itself() {
+    let mut found: Vec<String> = Vec::new();
+    for (path, code) in sources() {
+        if path.starts_with("src/plc/") {
+            for m in [
+                "crate::journal",
+                "crate::station",
+                "crate::printer",
+                "crate::web",
+            ] {
+                if code.contains(m) {
+                    found.push(format!("{path}: {m}"));
+                }
+            }
+        }
+        let stack = code.replace("plc::opcua::", "").contains("opcua::");
+        if stack && !path.starts_with("src/plc/opcua/") {
+            found.push(format!("{path}: the OPC UA stack outside src/plc/opcua/"));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "the PLC gateway reaches the line through line::Line only: {found:?}"
+    );
 }
 
 /// Whether the file (read again, comments kept) opens with a `//!` doc.

@@ -1,0 +1,436 @@
+//! The OPC UA server (SPEC section 12) with the stack's own client over
+//! TCP: a unit's life through the methods, refusals, `Req` replay,
+//! subscriptions, who may sign in, and a SIGKILL during a burst.
+
+use std::time::Duration;
+
+use ::opcua::types::{StatusCode, Variant};
+use linemark::daemon::Daemon;
+
+use crate::helper::opcua::{arr, connect, s, Auth, Plc};
+use crate::helper::*;
+
+const ALL_VERBS: &[&str] = &[
+    "ALLOC", "BIND", "RESULT", "FINAL", "REPRINT", "VERIFY", "SCRAP", "SHIP", "REPLACE",
+];
+
+/// A line with PLC station `plc1` (every verb, printer `p1` writing into
+/// `labels`), TCP station `tcp1`, and `[plc.opcua]` as given.
+fn plc_line(labels: &std::path::Path, opcua: &str) -> Line {
+    let allow: Vec<String> = ALL_VERBS.iter().map(|v| format!("\"{v}\"")).collect();
+    let extra = format!(
+        r#"
+[[station]]
+name = "plc1"
+port = "plc"
+allow = [{}]
+printer = "p1"
+{}
+[[printer]]
+name = "p1"
+url = "dir://{}"
+
+[plc.opcua]
+{opcua}
+"#,
+        allow.join(", "),
+        station_toml("tcp1", "tcp://127.0.0.1:0", &["ALLOC"], None, "optional"),
+        labels.display()
+    );
+    let line = Line::with_config(&extra);
+    line.grant_block("b1", 0, 1000);
+    line
+}
+
+async fn start(line: &Line) -> (Daemon, String) {
+    let d = Daemon::start(line.config()).await.expect("daemon starts");
+    let addr = d.opcua_addr().expect("OPC UA listens");
+    (d, format!("opc.tcp://{addr}/linemark"))
+}
+
+async fn anonymous(line: &Line, url: &str) -> Plc {
+    connect(url, &line.path().join("client-pki"), Auth::Anonymous)
+        .await
+        .expect("anonymous session")
+}
+
+fn events(line: &Line) -> i64 {
+    let db = rusqlite::Connection::open(line.db_path()).expect("journal");
+    db.query_row("SELECT count(*) FROM events", [], |r| r.get(0))
+        .expect("count")
+}
+
+/// Passes `unit` through both required steps.
+async fn pass_steps(plc: &Plc, unit: &str) {
+    for step in ["provision", "functional"] {
+        plc.call(
+            "Result",
+            vec![
+                s("plc1"),
+                s(unit),
+                s(step),
+                s("PASS"),
+                arr(&[]),
+                arr(&[]),
+                s(""),
+            ],
+        )
+        .await
+        .assert_ok(step);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_unit_lives_its_whole_life_through_the_opcua_methods() {
+    let labels = tempfile::tempdir().unwrap();
+    let line = plc_line(
+        labels.path(),
+        "listen = \"127.0.0.1:0\"\nallow_anonymous = true",
+    );
+    let (d, url) = start(&line).await;
+    let plc = anonymous(&line, &url).await;
+
+    let a = plc.alloc("plc1", "").await;
+    a.assert_ok("Alloc");
+    let unit = a.text(0);
+    assert_eq!(
+        a.text(1),
+        format!("https://id.example.com/01/09506000134352/10/L1/21/{unit}")
+    );
+    let a2 = plc.alloc("plc1", "").await;
+    let (m1, m2) = (a2.text(0), plc.alloc("plc1", "").await.text(0));
+    assert_ne!(unit, m1);
+
+    plc.call(
+        "Bind",
+        vec![
+            s("plc1"),
+            s(&unit),
+            arr(&["serial", "mac", "lot.cell", "child", "child"]),
+            arr(&["SN 001", "00-1b-63-84-45-e6", "CELL-77", &m1, &m2]),
+            s(""),
+        ],
+    )
+    .await
+    .assert_ok("Bind");
+    plc.call(
+        "Result",
+        vec![
+            s("plc1"),
+            s(&unit),
+            s("provision"),
+            s("PASS"),
+            arr(&["voltage"]),
+            arr(&["48.1"]),
+            s(""),
+        ],
+    )
+    .await
+    .assert_ok("Result provision");
+    plc.call(
+        "Result",
+        vec![
+            s("plc1"),
+            s(&unit),
+            s("functional"),
+            s("PASS"),
+            arr(&[]),
+            arr(&[]),
+            s(""),
+        ],
+    )
+    .await
+    .assert_ok("Result functional");
+    let f = plc
+        .call(
+            "Final",
+            vec![
+                s("plc1"),
+                s(&unit),
+                s("PASS"),
+                arr(&["ir"]),
+                arr(&["0.8"]),
+                s(""),
+            ],
+        )
+        .await;
+    f.assert_ok("Final");
+    let job = f.label_job();
+    assert!(job > 0, "a label was queued: {f:?}");
+    wait_for("the label printed", || {
+        std::fs::read_dir(labels.path()).is_ok_and(|d| d.count() > 0)
+    })
+    .await;
+
+    let uri = a.text(1);
+    plc.call("Verify", vec![s("plc1"), s(&unit), s(&uri), s("")])
+        .await
+        .assert_ok("Verify");
+    let r = plc
+        .call(
+            "Reprint",
+            vec![s("plc1"), s(&unit), s("smudged label"), s("")],
+        )
+        .await;
+    r.assert_ok("Reprint");
+    assert!(r.label_job() > job, "{r:?}");
+    let m3 = plc.alloc("plc1", "").await.text(0);
+    plc.call(
+        "Replace",
+        vec![s("plc1"), s(&unit), s(&m1), s(&m3), s("cell drift"), s("")],
+    )
+    .await
+    .assert_ok("Replace");
+    plc.call(
+        "Ship",
+        vec![s("plc1"), s(&unit), s("SH-1"), s("Acme GmbH"), s("")],
+    )
+    .await
+    .assert_ok("Ship");
+    plc.call("Scrap", vec![s("plc1"), s(&m2), s("dropped"), s("")])
+        .await
+        .assert_ok("Scrap");
+    d.shutdown().await;
+
+    // The journal holds what the station protocol would have written.
+    let show = line.cli(&["unit", "show", &unit]);
+    let out = stdout(&show);
+    for want in [
+        "SN 001",
+        "00:1B:63:84:45:E6",
+        "CELL-77",
+        "voltage",
+        "smudged label",
+        "cell drift",
+        "SH-1",
+        "Acme GmbH",
+        "station:plc1",
+        "FINAL_PASS",
+        "LABEL_VERIFIED",
+        "LABEL_REPRINTED",
+        "CHILD_REPLACED",
+    ] {
+        assert!(out.contains(want), "unit show lacks {want:?}:\n{out}");
+    }
+    let scrapped = stdout(&line.cli(&["unit", "show", &m2]));
+    assert!(scrapped.contains("state     scrapped"), "{scrapped}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_refusal_has_its_code_and_changes_nothing() {
+    let labels = tempfile::tempdir().unwrap();
+    let line = plc_line(
+        labels.path(),
+        "listen = \"127.0.0.1:0\"\nallow_anonymous = true",
+    );
+    let (d, url) = start(&line).await;
+    let plc = anonymous(&line, &url).await;
+    let unit = plc.alloc("plc1", "").await.text(0);
+    let before = events(&line);
+
+    let cases: Vec<(&str, Vec<Variant>, &str)> = vec![
+        (
+            "Alloc",
+            vec![s("plc1"), s("NOPE"), s(""), s("")],
+            "E_UNKNOWN_PRODUCT",
+        ),
+        (
+            "Alloc",
+            vec![s("tcp1"), s("PACK-48V"), s(""), s("")],
+            "E_NOT_ALLOWED",
+        ),
+        (
+            "Alloc",
+            vec![s("nobody"), s("PACK-48V"), s(""), s("")],
+            "E_NOT_ALLOWED",
+        ),
+        (
+            "Final",
+            vec![s("plc1"), s(&unit), s("PASS"), arr(&[]), arr(&[]), s("")],
+            "E_ROUTE",
+        ),
+        (
+            "Scrap",
+            vec![s("plc1"), s("V700QW11S6PJ4"), s("x"), s("")],
+            "E_UNKNOWN_UNIT",
+        ),
+        (
+            "Scrap",
+            vec![s("plc1"), s(&unit), s(""), s("")],
+            "E_BAD_VALUE",
+        ),
+        (
+            "Ship",
+            vec![s("plc1"), s(&unit), s("SH-1"), s(""), s("")],
+            "E_ROUTE",
+        ),
+        (
+            "Bind",
+            vec![
+                s("plc1"),
+                s(&unit),
+                arr(&["serial", "mac"]),
+                arr(&["1"]),
+                s(""),
+            ],
+            "E_BAD_FRAME",
+        ),
+        (
+            "Bind",
+            vec![
+                s("plc1"),
+                s(&unit),
+                arr(&["mac"]),
+                arr(&["nonsense"]),
+                s(""),
+            ],
+            "E_BAD_VALUE",
+        ),
+        (
+            "Scrap",
+            vec![s("plc1"), s(&unit), s(&"x".repeat(1100)), s("")],
+            "E_TOO_LONG",
+        ),
+        (
+            "Scrap",
+            vec![s("plc1"), s(&unit), s("défaut"), s("")],
+            "E_BAD_VALUE",
+        ),
+        (
+            "Alloc",
+            vec![s("plc1"), s("PACK-48V"), s(""), s(&"r".repeat(65))],
+            "E_BAD_VALUE",
+        ),
+    ];
+    for (method, args, code) in cases {
+        let out = plc.call(method, args).await;
+        assert_eq!(out.code, code, "{method}: {out:?}");
+        assert!(!out.message.is_empty(), "{method} says why: {out:?}");
+    }
+    let out = plc
+        .call(
+            "Final",
+            vec![s("plc1"), s(&unit), s("PASS"), arr(&[]), arr(&[]), s("")],
+        )
+        .await;
+    assert!(
+        out.message.starts_with("missing=provision,functional"),
+        "{out:?}"
+    );
+    assert_eq!(events(&line), before, "no refusal wrote an event");
+
+    // Arguments the declaration does not fit are OPC UA errors.
+    let (st, _) = plc.call_raw("Alloc", vec![s("plc1"), s("PACK-48V")]).await;
+    assert_eq!(st, StatusCode::BadArgumentsMissing);
+    let (st, _) = plc
+        .call_raw("Alloc", vec![s("plc1"), s("PACK-48V"), s(""), s(""), s("")])
+        .await;
+    assert_eq!(st, StatusCode::BadTooManyArguments);
+    let (st, _) = plc
+        .call_raw("Alloc", vec![s("plc1"), Variant::Int32(7), s(""), s("")])
+        .await;
+    assert_eq!(st, StatusCode::BadTypeMismatch);
+    let (st, _) = plc
+        .call_raw(
+            "Bind",
+            vec![s("plc1"), s(&unit), s("serial"), arr(&["1"]), s("")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::BadTypeMismatch);
+    assert_eq!(events(&line), before, "no bad call wrote an event");
+    // The server still answers after all of that.
+    plc.alloc("plc1", "")
+        .await
+        .assert_ok("Alloc after refusals");
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_req_returns_the_first_answer_and_is_shared_with_the_station_protocol() {
+    let labels = tempfile::tempdir().unwrap();
+    let line = plc_line(
+        labels.path(),
+        "listen = \"127.0.0.1:0\"\nallow_anonymous = true",
+    );
+    let (d, url) = start(&line).await;
+    let plc = anonymous(&line, &url).await;
+    let first = plc.alloc("plc1", "A-7").await;
+    first.assert_ok("Alloc");
+    let allocated = events(&line);
+    let again = plc.alloc("plc1", "A-7").await;
+    assert_eq!(
+        (again.text(0), again.text(1)),
+        (first.text(0), first.text(1))
+    );
+    assert_eq!(events(&line), allocated, "the replay burned no ID");
+    // The same token for another request is refused, as over TCP.
+    let other = plc
+        .call("Alloc", vec![s("plc1"), s("PACK-48V"), s("L2"), s("A-7")])
+        .await;
+    assert_eq!(other.code, "E_BAD_VALUE", "{other:?}");
+    assert!(other.message.contains("already used"), "{other:?}");
+    // A final pass replayed answers the same label job and prints once.
+    let unit = first.text(0);
+    pass_steps(&plc, &unit).await;
+    let fin = vec![s("plc1"), s(&unit), s("PASS"), arr(&[]), arr(&[]), s("F-1")];
+    let j1 = plc.call("Final", fin.clone()).await.label_job();
+    let j2 = plc.call("Final", fin).await.label_job();
+    assert_eq!(j1, j2);
+    assert_eq!(count_events(&line.db_path(), "LABEL_QUEUED"), 1);
+    d.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subscription_sees_ids_left_and_last_unit_change() {
+    use ::opcua::client::DataChangeCallback;
+    use ::opcua::types::{MonitoredItemCreateRequest, TimestampsToReturn};
+    let labels = tempfile::tempdir().unwrap();
+    let line = plc_line(
+        labels.path(),
+        "listen = \"127.0.0.1:0\"\nallow_anonymous = true",
+    );
+    let (d, url) = start(&line).await;
+    let plc = anonymous(&line, &url).await;
+    assert_eq!(plc.read("LineId").await, Variant::from("P1-L03"));
+    assert_eq!(plc.read("PrinterState").await, Variant::from("ready"));
+    assert_eq!(plc.read("SyncState").await, Variant::from("off"));
+    let Variant::UInt64(left) = plc.read("IdsLeft").await else {
+        panic!("IdsLeft is a UInt64")
+    };
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let sub = plc
+        .session
+        .create_subscription(
+            Duration::from_millis(50),
+            100,
+            10,
+            0,
+            0,
+            true,
+            DataChangeCallback::new(move |dv, item| {
+                let _ = tx.send((item.item_to_monitor().node_id.clone(), dv.value));
+            }),
+        )
+        .await
+        .expect("subscription");
+    let items: Vec<MonitoredItemCreateRequest> = ["IdsLeft", "LastUnit"]
+        .iter()
+        .map(|n| plc.node(n).into())
+        .collect();
+    plc.session
+        .create_monitored_items(sub, TimestampsToReturn::Both, items)
+        .await
+        .expect("monitored items");
+    let unit = plc.alloc("plc1", "").await.text(0);
+    let (mut saw_left, mut saw_unit) = (false, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !(saw_left && saw_unit) {
+        let (node, value) = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .expect("a data change in time")
+            .expect("the subscription runs");
+        saw_left |= node == plc.node("IdsLeft") && value == Some(Variant::UInt64(left - 1));
+        saw_unit |= node == plc.node("LastUnit") && value == Some(Variant::from(unit.as_str()));
+    }
+    d.shutdown().await;
+}
