@@ -14,7 +14,9 @@ fn main() -> ExitCode {
     let default_level = if matches!(cli.command, cli::Command::Demo { .. }) {
         "warn"
     } else {
-        "info"
+        // The OPC UA stack narrates every connection at info; its warnings
+        // (an untrusted certificate, a failed handshake) still show.
+        "info,opcua_server=warn,opcua_core=warn"
     };
     cli::init_tracing(cli.log_format, default_level);
     match cli::run(cli) {

@@ -14,6 +14,8 @@ use opcua::types::{CallMethodRequest, MessageSecurityMode, NodeId, StatusCode, U
 pub enum Auth<'a> {
     /// Security policy None, anonymous.
     Anonymous,
+    /// Basic256Sha256 SignAndEncrypt, anonymous.
+    AnonymousEncrypted,
     /// Basic256Sha256 SignAndEncrypt with a user name and password.
     User(&'a str, &'a str),
 }
@@ -91,6 +93,11 @@ pub async fn connect(url: &str, pki: &Path, auth: Auth<'_>) -> Result<Plc, Strin
             MessageSecurityMode::None,
             IdentityToken::Anonymous,
         ),
+        Auth::AnonymousEncrypted => (
+            SecurityPolicy::Basic256Sha256,
+            MessageSecurityMode::SignAndEncrypt,
+            IdentityToken::Anonymous,
+        ),
         Auth::User(u, p) => (
             SecurityPolicy::Basic256Sha256,
             MessageSecurityMode::SignAndEncrypt,
@@ -101,10 +108,13 @@ pub async fn connect(url: &str, pki: &Path, auth: Auth<'_>) -> Result<Plc, Strin
         .connect_to_matching_endpoint((url, policy.to_str(), mode), identity)
         .await
         .map_err(|e| e.to_string())?;
-    let event_loop = event_loop.spawn();
-    let connected = tokio::time::timeout(Duration::from_secs(20), session.wait_for_connection())
-        .await
-        .unwrap_or(false);
+    let mut event_loop = event_loop.spawn();
+    // A refused activation ends the event loop (no retries): do not wait
+    // for a connection that will not come.
+    let connected = tokio::select! {
+        c = tokio::time::timeout(Duration::from_secs(20), session.wait_for_connection()) => c.unwrap_or(false),
+        ended = &mut event_loop => return Err(format!("the session ended: {ended:?}")),
+    };
     if !connected {
         event_loop.abort();
         return Err("the session was not activated".into());

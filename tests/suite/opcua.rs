@@ -434,3 +434,161 @@ async fn a_subscription_sees_ids_left_and_last_unit_change() {
     }
     d.shutdown().await;
 }
+
+/// `linemark run` as a child on `port`, and the endpoint URL once the
+/// server accepts connections.
+async fn spawn_on(line: &Line, port: u16) -> (std::process::Child, String) {
+    let child = spawn_daemon(line, 4096);
+    let _ = connect_when_up(port).await;
+    (child, format!("opc.tcp://127.0.0.1:{port}/linemark"))
+}
+
+fn daemon_log(line: &Line) -> String {
+    std::fs::read_to_string(line.path().join("daemon.log")).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_trusted_client_with_a_good_password_signs_in_when_anonymous_is_off() {
+    let hash = linemark::plc::opcua::auth::hash_password("line3-plc-pass").expect("hash");
+    let labels = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let line = plc_line(
+        labels.path(),
+        &format!(
+            "listen = \"127.0.0.1:{port}\"\n[[plc.opcua.user]]\nname = \"plc\"\npassword_hash = \"{hash}\"\n"
+        ),
+    );
+    let (mut child, url) = spawn_on(&line, port).await;
+    let pki = line.path().join("client-pki");
+
+    // No anonymous session and no unencrypted endpoint (the client finds
+    // no endpoint or token policy that would take it).
+    let anon = connect(&url, &pki, Auth::Anonymous).await;
+    assert!(anon.is_err(), "anonymous must be refused");
+    // A client whose certificate the line does not trust yet: refused,
+    // its certificate kept in rejected/ for the administrator.
+    let first = connect(&url, &pki, Auth::User("plc", "line3-plc-pass")).await;
+    assert!(first.is_err(), "an untrusted certificate must be refused");
+    let rejected = line.cli(&["plc", "rejected"]);
+    assert!(stdout(&rejected).contains(".der"), "{}", stdout(&rejected));
+
+    // The administrator trusts the PLC's certificate; no restart.
+    let cert = pki.join("own/cert.der");
+    let trusted = line.cli(&["plc", "trust", cert.to_str().unwrap()]);
+    assert!(trusted.status.success(), "{}", stderr(&trusted));
+    assert!(stdout(&trusted).contains("removed from rejected/"));
+    assert!(stdout(&line.cli(&["plc", "rejected"])).contains("no refused certificates"));
+
+    let anon = connect(&url, &pki, Auth::AnonymousEncrypted).await;
+    assert!(
+        anon.is_err(),
+        "anonymous must be refused on the encrypted endpoint too"
+    );
+    for (user, pw) in [("plc", "wrong-password"), ("nobody", "line3-plc-pass")] {
+        let r = connect(&url, &pki, Auth::User(user, pw)).await;
+        assert!(r.is_err(), "{user}/{pw} must be refused");
+    }
+    let plc = connect(&url, &pki, Auth::User("plc", "line3-plc-pass"))
+        .await
+        .expect("a trusted client with the right password signs in");
+    plc.alloc("plc1", "")
+        .await
+        .assert_ok("Alloc over SignAndEncrypt");
+    drop(plc);
+
+    // The server's key is the owner's only; each refusal is in the log.
+    use std::os::unix::fs::PermissionsExt;
+    let key = line.data_dir().join("opcua/private/private.pem");
+    let mode = std::fs::metadata(&key)
+        .expect("server key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "the private key is not readable by others");
+    let log = daemon_log(&line);
+    for want in [
+        "untrusted",
+        "sign-in refused: wrong password",
+        "sign-in refused: unknown user",
+        "user signed in",
+    ] {
+        assert!(log.contains(want), "the log lacks {want:?}:\n{log}");
+    }
+    assert!(!log.contains("line3-plc-pass") && !log.contains("wrong-password"));
+    child.kill().ok();
+    child.wait().ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_burst_of_calls_loses_no_answered_unit_and_issues_no_id_twice() {
+    let labels = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let line = plc_line(
+        labels.path(),
+        &format!("listen = \"127.0.0.1:{port}\"\nallow_anonymous = true"),
+    );
+    let (mut child, url) = spawn_on(&line, port).await;
+    let answered = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+    let mut workers = Vec::new();
+    for w in 0..4 {
+        let plc = anonymous(&line, &url).await;
+        let answered = answered.clone();
+        workers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let req = format!("w{w}-{i}");
+                let call = plc
+                    .session
+                    .call_one(::opcua::types::CallMethodRequest {
+                        object_id: plc.node(""),
+                        method_id: plc.node("Alloc"),
+                        input_arguments: Some(vec![s("plc1"), s("PACK-48V"), s(""), s(&req)]),
+                    })
+                    .await;
+                let Ok(r) = call else { break };
+                let Some(out) = r.output_arguments else { break };
+                if let Some(Variant::String(u)) = out.get(2) {
+                    let unit = u.value().clone().unwrap_or_default();
+                    if !unit.is_empty() {
+                        answered.lock().unwrap().push((req, unit));
+                    }
+                }
+            }
+        }));
+    }
+    let count = || answered.lock().unwrap().len();
+    wait_for("40 answered units", || count() >= 40).await;
+    child.kill().expect("SIGKILL");
+    child.wait().ok();
+    for w in workers {
+        let _ = tokio::time::timeout(Duration::from_secs(15), w).await;
+    }
+    let answered = answered.lock().unwrap().clone();
+
+    let stored = units_in(&line.db_path());
+    for (_, unit) in &answered {
+        assert!(stored.contains(unit), "answered unit {unit} was lost");
+    }
+    let mut unique = stored.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), stored.len(), "an ID was issued twice");
+
+    // After the restart a replayed Req gets its first answer and new
+    // calls get IDs never seen before.
+    let (mut child, url) = spawn_on(&line, port).await;
+    let plc = anonymous(&line, &url).await;
+    let (req, unit) = &answered[answered.len() / 2];
+    let again = plc
+        .call("Alloc", vec![s("plc1"), s("PACK-48V"), s(""), s(req)])
+        .await;
+    assert_eq!(&again.text(0), unit, "{req} answered again the same");
+    for i in 0..10 {
+        let fresh = plc.alloc("plc1", &format!("after-{i}")).await.text(0);
+        assert!(
+            !stored.contains(&fresh),
+            "{fresh} was issued before the kill"
+        );
+    }
+    drop(plc);
+    child.kill().ok();
+    child.wait().ok();
+}
