@@ -401,4 +401,80 @@ end = "06:00"
             "web.token[0].name"
         );
     }
+
+    const PLC_STATION: &str =
+        "\n[[station]]\nname = \"plc1\"\nport = \"plc\"\nallow = [\"ALLOC\"]\n";
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$Tx3k1RBGzEqhXNKn8bQGGx1mIbqyh1M+d4tS1iu1o5o";
+
+    fn plc(opcua: &str) -> Result<Config, ConfigError> {
+        parse(&format!("{MINIMAL}{PLC_STATION}\n[plc.opcua]\n{opcua}"))
+    }
+
+    #[test]
+    fn a_plc_station_and_the_opcua_server_load_together() {
+        let c = plc(&format!(
+            "listen = \"0.0.0.0:4840\"\n[[plc.opcua.user]]\nname = \"s7\"\npassword_hash = \"{HASH}\"\n"
+        ))
+        .unwrap();
+        assert_eq!(c.stations[0].port, StationPort::Plc);
+        let o = c.plc.opcua.unwrap();
+        assert_eq!(o.listen.port(), 4840);
+        assert!(!o.allow_anonymous);
+        assert_eq!(o.users[0].name, "s7");
+        assert!(o.certificate.is_none());
+        let c = plc("allow_anonymous = true").unwrap();
+        assert_eq!(c.plc.opcua.unwrap().listen.to_string(), "127.0.0.1:4840");
+    }
+
+    #[test]
+    fn plc_config_mistakes_name_the_key_and_the_fix() {
+        let cases: Vec<(String, &str, &str)> = vec![
+            (
+                format!("{MINIMAL}{PLC_STATION}"),
+                "station[0].port",
+                "no [plc.opcua] section",
+            ),
+            (
+                format!("{MINIMAL}\n[plc.opcua]\nallow_anonymous = true\n"),
+                "plc.opcua",
+                "no [[station]] has port = \"plc\"",
+            ),
+        ];
+        for (text, key, msg) in cases {
+            let e = parse(&text).unwrap_err();
+            assert_eq!(e.key, key, "{e}");
+            assert!(e.message.contains(msg), "{e}");
+        }
+        let cases: [(&str, &str, &str); 6] = [
+            ("", "plc.opcua", "no PLC could connect"),
+            ("listen = \"4840\"\nallow_anonymous = true", "plc.opcua.listen", "ADDRESS:PORT"),
+            (
+                "[[plc.opcua.user]]\nname = \"s7\"\npassword_hash = \"secret\"",
+                "plc.opcua.user[0].password_hash",
+                "linemark plc passwd",
+            ),
+            (
+                "[[plc.opcua.user]]\nname = \"s7\"\npassword_hash = \"$argon2i$v=19$m=16,t=2,p=1$c29tZXNhbHQ$aGFzaA\"",
+                "plc.opcua.user[0].password_hash",
+                "argon2id",
+            ),
+            (
+                "allow_anonymous = true\ncertificate = \"server.der\"",
+                "plc.opcua.certificate",
+                "needs private_key",
+            ),
+            ("allow_anonymous = true\nport = 4840", "plc.opcua", "unknown field"),
+        ];
+        for (opcua, key, msg) in cases {
+            let e = plc(opcua).unwrap_err();
+            assert!(e.key.starts_with(key), "{opcua}: {e}");
+            assert!(e.message.contains(msg), "{opcua}: {e}");
+            assert!(e.line.is_some(), "{opcua}: {e}");
+        }
+        let twice = format!(
+            "[[plc.opcua.user]]\nname = \"s7\"\npassword_hash = \"{HASH}\"\n[[plc.opcua.user]]\nname = \"s7\"\npassword_hash = \"{HASH}\"\n"
+        );
+        let e = plc(&twice).unwrap_err();
+        assert_eq!(e.key, "plc.opcua.user[1].name", "{e}");
+    }
 }

@@ -1,0 +1,240 @@
+//! PLC gateway benchmark (issue 17): Alloc and Final round trips through
+//! OPC UA (policy None, and Basic256Sha256 SignAndEncrypt with a signed-in
+//! user) beside the TCP station protocol's ALLOC and FINAL, interleaved in
+//! the same run on the same daemon, with the disk's fsync probed before
+//! and after. A bench binary: `cargo bench --bench plc`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use linemark::client::StationClient;
+use linemark::config::Config;
+use linemark::daemon::Daemon;
+
+#[allow(dead_code)]
+#[path = "../tests/helper/opcua.rs"]
+mod opcua_client;
+use opcua_client::{arr, connect, s, Auth, Plc};
+
+const ROUNDS: usize = 400;
+const PASSWORD: &str = "bench-plc-password";
+
+fn bench_dir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/bench-data")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("keys")).expect("bench dir");
+    d
+}
+
+/// One PLC station and one TCP station (ALLOC, FINAL; no required steps,
+/// no printer), the OPC UA server with anonymous and one user, a block.
+fn config(dir: &Path) -> Config {
+    std::fs::write(
+        dir.join("keys/namespace.key"),
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
+    )
+    .expect("key");
+    let hash = linemark::plc::opcua::auth::hash_password(PASSWORD).expect("hash");
+    let text = format!(
+        r#"line_id = "P1-L03"
+data_dir = "var"
+resolver = "https://id.example.com"
+[ids]
+namespace_key_file = "keys/namespace.key"
+issuer_public_key = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c"
+allow_dev_grants = true
+[[product]]
+key = "PACK-48V"
+gtin = "09506000134352"
+level = "item"
+template = "pack-50x30"
+required_steps = []
+[[station]]
+name = "plc"
+port = "plc"
+allow = ["ALLOC", "FINAL"]
+step = "final"
+[[station]]
+name = "tcp"
+port = "tcp://127.0.0.1:0"
+allow = ["ALLOC", "FINAL"]
+step = "final"
+[plc.opcua]
+listen = "127.0.0.1:0"
+allow_anonymous = true
+[[plc.opcua.user]]
+name = "bench"
+password_hash = "{hash}"
+"#
+    );
+    let path = dir.join("linemark.toml");
+    std::fs::write(&path, text).expect("config");
+    let cfg = Config::load(&path).expect("config");
+    let key = ed25519_dalek::SigningKey::from_bytes(&[3u8; 32]);
+    let mut g = linemark::ids::Grant {
+        grant_version: 1,
+        block_id: "018f3a2e-7c4d-7000-8000-0000000be0c5".into(),
+        namespace: "bench".into(),
+        key_id: cfg.ids.namespace_key.key_id(),
+        line_id: "P1-L03".into(),
+        start: 0,
+        count: 1 << 40,
+        issued_at: "2026-11-20T08:00:00Z".into(),
+        issuer: "bench".into(),
+        signature: String::new(),
+    };
+    g.sign(&key);
+    std::fs::create_dir_all(cfg.data_dir.join("keys")).expect("keys");
+    std::fs::write(cfg.dev_issuer_key_path(), hex::encode([3u8; 32])).expect("dev key");
+    let j = linemark::journal::Journal::open(linemark::journal::JournalOptions::from_config(&cfg))
+        .expect("journal");
+    j.import_grant_blocking(g, &cfg.grant_policy().expect("policy"), "bench")
+        .expect("grant");
+    drop(j);
+    cfg
+}
+
+fn fsync_probe(dir: &Path, n: usize) -> Vec<Duration> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("probe"))
+        .expect("probe");
+    let page = [0x5au8; 4096];
+    (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f.write_all(&page).expect("write");
+            f.sync_data().expect("fdatasync");
+            t.elapsed()
+        })
+        .collect()
+}
+
+fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort();
+    v[((v.len() as f64 - 1.0) * p) as usize]
+}
+
+#[derive(Default)]
+struct Times {
+    alloc: Vec<Duration>,
+    fin: Vec<Duration>,
+}
+
+async fn opcua_round(plc: &Plc, t: &mut Times) {
+    let start = Instant::now();
+    let a = plc
+        .call("Alloc", vec![s("plc"), s("PACK-48V"), s(""), s("")])
+        .await;
+    t.alloc.push(start.elapsed());
+    a.assert_ok("Alloc");
+    let unit = a.text(0);
+    let start = Instant::now();
+    let f = plc
+        .call(
+            "Final",
+            vec![s("plc"), s(&unit), s("PASS"), arr(&[]), arr(&[]), s("")],
+        )
+        .await;
+    t.fin.push(start.elapsed());
+    f.assert_ok("Final");
+}
+
+async fn tcp_round(c: &mut StationClient<tokio::net::TcpStream>, t: &mut Times) {
+    let start = Instant::now();
+    let a = c
+        .request("ALLOC", &[("product", "PACK-48V")])
+        .await
+        .expect("alloc");
+    t.alloc.push(start.elapsed());
+    let unit = a.get("unit").expect("unit").to_string();
+    let start = Instant::now();
+    let f = c
+        .request("FINAL", &[("unit", &unit), ("status", "PASS")])
+        .await
+        .expect("final");
+    t.fin.push(start.elapsed());
+    assert!(f.is_ok(), "{f:?}");
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = bench_dir("plc");
+    let cfg = config(&dir);
+    let data_dir = cfg.data_dir.clone();
+    rt.block_on(async {
+        let daemon = Daemon::start(cfg).await.expect("daemon");
+        let url = format!(
+            "opc.tcp://{}/linemark",
+            daemon.opcua_addr().expect("OPC UA")
+        );
+        let plain = connect(&url, &dir.join("client-plain"), Auth::Anonymous)
+            .await
+            .expect("anonymous session");
+        // The secure client's certificate is trusted as an administrator
+        // would (`linemark plc trust`) after its first refused attempt.
+        let pki = dir.join("client-secure");
+        let _ = connect(&url, &pki, Auth::User("bench", PASSWORD)).await;
+        linemark::plc::opcua::trust::trust(&data_dir, &pki.join("own/cert.der")).expect("trust");
+        let secure = connect(&url, &pki, Auth::User("bench", PASSWORD))
+            .await
+            .expect("encrypted session");
+        let tcp_addr = daemon.tcp_addr("tcp").expect("tcp station");
+        let mut tcp = StationClient::new(
+            tokio::net::TcpStream::connect(tcp_addr)
+                .await
+                .expect("connect"),
+            "bench",
+        );
+        // Warm-up, then interleave so all three see the same disk.
+        let mut warm = Times::default();
+        for _ in 0..20 {
+            opcua_round(&plain, &mut warm).await;
+            opcua_round(&secure, &mut warm).await;
+            tcp_round(&mut tcp, &mut warm).await;
+        }
+        let fsync_before = fsync_probe(&dir, 200);
+        let (mut p, mut e, mut t) = (Times::default(), Times::default(), Times::default());
+        for _ in 0..ROUNDS {
+            opcua_round(&plain, &mut p).await;
+            opcua_round(&secure, &mut e).await;
+            tcp_round(&mut tcp, &mut t).await;
+        }
+        let fsync_after = fsync_probe(&dir, 200);
+        let mut fs: Vec<Duration> = fsync_before.into_iter().chain(fsync_after).collect();
+        println!(
+            "fsync (4 KiB fdatasync) p50 {:?} p99 {:?}",
+            pct(&mut fs, 0.5),
+            pct(&mut fs, 0.99)
+        );
+        println!("{ROUNDS} rounds each, interleaved; round trip as the client sees it");
+        println!("{:<46} {:>10} {:>10}", "", "p50", "p99");
+        for (name, times) in [
+            ("OPC UA None/anonymous", &mut p),
+            ("OPC UA Basic256Sha256 SignAndEncrypt", &mut e),
+            ("TCP station protocol", &mut t),
+        ] {
+            for (verb, v) in [("Alloc", &mut times.alloc), ("Final", &mut times.fin)] {
+                println!(
+                    "{:<46} {:>10.3?} {:>10.3?}",
+                    format!("{name}: {verb}"),
+                    pct(v, 0.5),
+                    pct(v, 0.99)
+                );
+            }
+        }
+        drop((plain, secure));
+        daemon.shutdown().await;
+    });
+}
