@@ -435,10 +435,26 @@ async fn a_subscription_sees_ids_left_and_last_unit_change() {
     d.shutdown().await;
 }
 
+/// A `linemark run` child, killed when the test ends (also on a panic).
+struct Child(std::process::Child);
+
+impl Child {
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
 /// `linemark run` as a child on `port`, and the endpoint URL once the
 /// server accepts connections.
-async fn spawn_on(line: &Line, port: u16) -> (std::process::Child, String) {
-    let child = spawn_daemon(line, 4096);
+async fn spawn_on(line: &Line, port: u16) -> (Child, String) {
+    let child = Child(spawn_daemon(line, 4096));
     let _ = connect_when_up(port).await;
     (child, format!("opc.tcp://127.0.0.1:{port}/linemark"))
 }
@@ -514,8 +530,7 @@ async fn only_a_trusted_client_with_a_good_password_signs_in_when_anonymous_is_o
         assert!(log.contains(want), "the log lacks {want:?}:\n{log}");
     }
     assert!(!log.contains("line3-plc-pass") && !log.contains("wrong-password"));
-    child.kill().ok();
-    child.wait().ok();
+    child.kill();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -556,8 +571,7 @@ async fn sigkill_during_a_burst_of_calls_loses_no_answered_unit_and_issues_no_id
     }
     let count = || answered.lock().unwrap().len();
     wait_for("40 answered units", || count() >= 40).await;
-    child.kill().expect("SIGKILL");
-    child.wait().ok();
+    child.kill();
     for w in workers {
         let _ = tokio::time::timeout(Duration::from_secs(15), w).await;
     }
@@ -589,6 +603,5 @@ async fn sigkill_during_a_burst_of_calls_loses_no_answered_unit_and_issues_no_id
         );
     }
     drop(plc);
-    child.kill().ok();
-    child.wait().ok();
+    child.kill();
 }
