@@ -427,12 +427,80 @@ end = "06:00"
     }
 
     #[test]
+    fn modbus_slots_are_checked_against_plc_stations_and_each_other() {
+        let station = |name: &str, port: &str, slot: &str| {
+            format!("\n[[station]]\nname = \"{name}\"\nport = \"{port}\"\nallow = [\"ALLOC\"]\n{slot}\n")
+        };
+        let modbus = "\n[plc.modbus]\nlisten = \"127.0.0.1:5020\"\n";
+        let ok = parse(&format!(
+            "{MINIMAL}{}{}{modbus}",
+            station("a", "plc", "modbus_slot = 1"),
+            station("b", "plc", "modbus_slot = 65")
+        ))
+        .unwrap();
+        assert_eq!(ok.stations[1].modbus_slot, Some(65));
+        assert_eq!(ok.plc.modbus.unwrap().listen.port(), 5020);
+        let cases = [
+            (
+                format!("{}{modbus}", station("a", "plc", "modbus_slot = 66")),
+                "station[0].modbus_slot",
+                "0 to 65",
+            ),
+            (
+                format!(
+                    "{}{}{modbus}",
+                    station("a", "plc", "modbus_slot = 2"),
+                    station("b", "plc", "modbus_slot = 2")
+                ),
+                "station[1].modbus_slot",
+                "already the mailbox of station \"a\"",
+            ),
+            (
+                format!(
+                    "{}{modbus}",
+                    station("a", "tcp://127.0.0.1:7001", "modbus_slot = 1")
+                ),
+                "station[0].modbus_slot",
+                "port = \"plc\"",
+            ),
+            (
+                station("a", "plc", "modbus_slot = 1"),
+                "station[0].modbus_slot",
+                "[plc.modbus]",
+            ),
+            (
+                format!("{}{modbus}", station("a", "plc", "")),
+                "station[0].port",
+                "nothing reaches it",
+            ),
+            (
+                format!("{}{modbus}", station("a", "tcp://127.0.0.1:7001", "")),
+                "plc.modbus",
+                "no PLC station has a modbus_slot",
+            ),
+            (
+                format!(
+                    "{}\n[plc.modbus]\nlisten = \"502\"\n",
+                    station("a", "plc", "modbus_slot = 1")
+                ),
+                "plc.modbus.listen",
+                "ADDRESS:PORT",
+            ),
+        ];
+        for (extra, key, msg) in cases {
+            let e = parse(&format!("{MINIMAL}{extra}")).unwrap_err();
+            assert_eq!(e.key, key, "{extra}: {e}");
+            assert!(e.message.contains(msg), "{extra}: {e}");
+        }
+    }
+
+    #[test]
     fn plc_config_mistakes_name_the_key_and_the_fix() {
         let cases: Vec<(String, &str, &str)> = vec![
             (
                 format!("{MINIMAL}{PLC_STATION}"),
                 "station[0].port",
-                "no [plc.opcua] section",
+                "nothing reaches it",
             ),
             (
                 format!("{MINIMAL}\n[plc.opcua]\nallow_anonymous = true\n"),

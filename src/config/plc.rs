@@ -1,6 +1,7 @@
 //! `[plc]`, checked: the OPC UA server's address, its users and their
-//! password hashes, its certificate, and that `port = "plc"` stations and
-//! the gateway come together.
+//! password hashes, its certificate, the Modbus server and the stations'
+//! mailbox slots, and that `port = "plc"` stations and a gateway come
+//! together.
 //!
 //! Owns: the PLC gateway's config rules and their errors. Must not: open
 //! the server's port or its certificate store.
@@ -8,30 +9,103 @@
 use std::net::SocketAddr;
 
 use super::locate::Seg;
-use super::raw::{RawOpcUa, RawPlc};
+use super::raw::{RawModbus, RawOpcUa, RawPlc};
 use super::validate::Validator;
-use super::{ConfigError, OpcUa, OpcUaUser, Plc, Station, StationPort};
+use super::{ConfigError, Modbus, OpcUa, OpcUaUser, Plc, Station, StationPort};
+
+/// The highest slot: its mailbox ends at register 1000 * 65 + 329.
+pub const MAX_MODBUS_SLOT: u16 = 65;
 
 impl Validator<'_> {
     /// `[plc]` against the stations it serves.
     pub(super) fn plc(&self, raw: &RawPlc, stations: &[Station]) -> Result<Plc, ConfigError> {
         use Seg::{Index as I, Key as K};
         let opcua = raw.opcua.as_ref().map(|o| self.opcua(o)).transpose()?;
+        let modbus = raw.modbus.as_ref().map(|m| self.modbus(m)).transpose()?;
         let plc_station = stations.iter().position(|s| s.port == StationPort::Plc);
-        match (plc_station, &opcua) {
-            (Some(i), None) => Err(self.err(
-                &[K("station"), I(i), K("port")],
-                format!(
-                    "station {:?} has port = \"plc\" but there is no [plc.opcua] section: add one so PLCs can reach it",
-                    stations[i].name
-                ),
-            )),
-            (None, Some(_)) => Err(self.err(
+        if let Some(i) = plc_station {
+            let reached = opcua.is_some()
+                || stations
+                    .iter()
+                    .all(|s| s.port != StationPort::Plc || s.modbus_slot.is_some());
+            if !reached {
+                let i = stations
+                    .iter()
+                    .position(|s| s.port == StationPort::Plc && s.modbus_slot.is_none())
+                    .unwrap_or(i);
+                return Err(self.err(
+                    &[K("station"), I(i), K("port")],
+                    format!(
+                        "station {:?} has port = \"plc\" but nothing reaches it: add a [plc.opcua] section, or give it a modbus_slot and add [plc.modbus]",
+                        stations[i].name
+                    ),
+                ));
+            }
+        } else if opcua.is_some() {
+            return Err(self.err(
                 &[K("plc"), K("opcua")],
                 "no [[station]] has port = \"plc\": every method call would be refused; add a station with port = \"plc\" and the verbs the PLC uses in allow",
-            )),
-            _ => Ok(Plc { opcua }),
+            ));
         }
+        self.slots(stations, modbus.is_some())?;
+        Ok(Plc { opcua, modbus })
+    }
+
+    /// Each `modbus_slot`: on a PLC station, in range, used once, and
+    /// served by `[plc.modbus]`, which needs at least one.
+    fn slots(&self, stations: &[Station], modbus: bool) -> Result<(), ConfigError> {
+        use Seg::{Index as I, Key as K};
+        let mut any = false;
+        for (i, s) in stations.iter().enumerate() {
+            let Some(slot) = s.modbus_slot else { continue };
+            any = true;
+            let at = [K("station"), I(i), K("modbus_slot")];
+            if s.port != StationPort::Plc {
+                return Err(self.err(
+                    &at,
+                    "only a station with port = \"plc\" has a Modbus mailbox",
+                ));
+            }
+            if slot > MAX_MODBUS_SLOT {
+                return Err(self.err(
+                    &at,
+                    format!("{slot} is not a slot (0 to {MAX_MODBUS_SLOT}: the mailbox starts at register 1000 * slot)"),
+                ));
+            }
+            if let Some(other) = stations[..i].iter().find(|q| q.modbus_slot == Some(slot)) {
+                return Err(self.err(
+                    &at,
+                    format!(
+                        "slot {slot} is already the mailbox of station {:?}",
+                        other.name
+                    ),
+                ));
+            }
+            if !modbus {
+                return Err(self.err(
+                    &at,
+                    "needs a [plc.modbus] section (the Modbus server that serves the mailbox)",
+                ));
+            }
+        }
+        if modbus && !any {
+            return Err(self.err(
+                &[K("plc"), K("modbus")],
+                "no PLC station has a modbus_slot: give each station a PLC drives over Modbus its own slot",
+            ));
+        }
+        Ok(())
+    }
+
+    fn modbus(&self, m: &RawModbus) -> Result<Modbus, ConfigError> {
+        use Seg::Key as K;
+        let listen: SocketAddr = m.listen.parse().map_err(|_| {
+            self.err(
+                &[K("plc"), K("modbus"), K("listen")],
+                format!("{:?} must be ADDRESS:PORT, e.g. 0.0.0.0:502", m.listen),
+            )
+        })?;
+        Ok(Modbus { listen })
     }
 
     fn opcua(&self, o: &RawOpcUa) -> Result<OpcUa, ConfigError> {

@@ -56,6 +56,19 @@ pub struct RawConfig {
 #[serde(deny_unknown_fields)]
 pub struct RawPlc {
     pub opcua: Option<RawOpcUa>,
+    pub modbus: Option<RawModbus>,
+}
+
+/// `[plc.modbus]`: the Modbus TCP server of the stations' mailboxes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModbus {
+    /// `ADDRESS:PORT` (any unit id is answered).
+    #[serde(default = "default_modbus_listen")]
+    pub listen: String,
+}
+fn default_modbus_listen() -> String {
+    "127.0.0.1:5020".into()
 }
 
 /// `[plc.opcua]`: the OPC UA server.
@@ -167,6 +180,9 @@ pub struct RawStation {
     pub steps: Vec<String>,
     /// Printer its labels go to.
     pub printer: Option<String>,
+    /// `port = "plc"` only: the Modbus mailbox at registers 1000 * slot
+    /// (0 to 65) of `[plc.modbus]`.
+    pub modbus_slot: Option<u16>,
     /// TCP only: seconds a connection may stay silent before it is closed
     /// (0: never). Keepalive finds dead peers sooner.
     #[serde(default = "default_station_idle")]

@@ -97,6 +97,8 @@ pub struct Station {
     pub printer: Option<String>,
     /// TCP: seconds of silence after which a connection is closed (0: never).
     pub idle_timeout_s: u64,
+    /// `port = "plc"`: its Modbus mailbox slot (registers from 1000 * slot).
+    pub modbus_slot: Option<u16>,
 }
 
 /// A label printer.
@@ -216,6 +218,13 @@ pub struct Config {
 #[derive(Debug, Clone, Default)]
 pub struct Plc {
     pub opcua: Option<OpcUa>,
+    pub modbus: Option<Modbus>,
+}
+
+/// `[plc.modbus]`, checked.
+#[derive(Debug, Clone)]
+pub struct Modbus {
+    pub listen: SocketAddr,
 }
 
 /// `[plc.opcua]`, checked.

@@ -374,6 +374,7 @@ impl Validator<'_> {
             steps,
             printer: s.printer.clone(),
             idle_timeout_s: s.idle_timeout_s,
+            modbus_slot: s.modbus_slot,
         })
     }
 

@@ -40,6 +40,8 @@ pub enum DaemonError {
     Inconsistent(String),
     #[error(transparent)]
     OpcUa(#[from] crate::plc::opcua::OpcUaError),
+    #[error(transparent)]
+    Modbus(#[from] crate::plc::modbus::ModbusError),
 }
 
 /// Events whose units the start-up consistency check rebuilds.
@@ -72,6 +74,7 @@ pub struct Daemon {
     stats: BTreeMap<String, Arc<StationStats>>,
     web: Option<SocketAddr>,
     opcua: Option<SocketAddr>,
+    modbus: Option<SocketAddr>,
 }
 
 impl Daemon {
@@ -192,29 +195,15 @@ impl Daemon {
             }
         }
         tasks.spawn(prune_requests(journal.clone(), shutdown.clone()));
-        let opcua = match &config.plc.opcua {
-            Some(cfg) => {
-                let gateway = crate::plc::gateway::Gateway::new(line.clone(), config.clone());
-                let started = crate::plc::opcua::start(
-                    gateway,
-                    cfg,
-                    &config.data_dir,
-                    shutdown.clone(),
-                    &tasks,
-                )
-                .await;
-                match started {
-                    Ok(addr) => Some(addr),
-                    Err(e) => {
-                        // Nothing else has been answered yet: stop cleanly.
-                        shutdown.cancel();
-                        tasks.close();
-                        let _ = tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await;
-                        return Err(e.into());
-                    }
-                }
+        let (opcua, modbus) = match start_plc(&config, &line, &shutdown, &tasks).await {
+            Ok(addrs) => addrs,
+            Err(e) => {
+                // Nothing has been answered yet: stop cleanly.
+                shutdown.cancel();
+                tasks.close();
+                let _ = tokio::time::timeout(SHUTDOWN_GRACE, tasks.wait()).await;
+                return Err(e);
             }
-            None => None,
         };
         let web = match tokio::net::TcpListener::bind(config.web.listen).await {
             Ok(l) => {
@@ -271,6 +260,7 @@ impl Daemon {
             stats,
             web,
             opcua,
+            modbus,
         })
     }
 
@@ -282,6 +272,11 @@ impl Daemon {
     /// Where the OPC UA server listens (`None` without `[plc.opcua]`).
     pub fn opcua_addr(&self) -> Option<SocketAddr> {
         self.opcua
+    }
+
+    /// Where the Modbus server listens (`None` without `[plc.modbus]`).
+    pub fn modbus_addr(&self) -> Option<SocketAddr> {
+        self.modbus
     }
 
     /// Where a TCP station listens.
@@ -314,6 +309,35 @@ impl Daemon {
         let _ = tokio::task::spawn_blocking(move || drop(journal)).await;
         tracing::info!("stopped");
     }
+}
+
+/// The PLC gateway's servers, when configured: their addresses.
+async fn start_plc(
+    config: &Arc<Config>,
+    line: &Line,
+    shutdown: &CancellationToken,
+    tasks: &TaskTracker,
+) -> Result<(Option<SocketAddr>, Option<SocketAddr>), DaemonError> {
+    use crate::plc::{gateway::Gateway, modbus, opcua};
+    let gateway = Gateway::new(line.clone(), config.clone());
+    let opcua = match &config.plc.opcua {
+        Some(cfg) => Some(
+            opcua::start(
+                gateway.clone(),
+                cfg,
+                &config.data_dir,
+                shutdown.clone(),
+                tasks,
+            )
+            .await?,
+        ),
+        None => None,
+    };
+    let modbus = match &config.plc.modbus {
+        Some(cfg) => Some(modbus::start(gateway, cfg, shutdown.clone(), tasks).await?),
+        None => None,
+    };
+    Ok((opcua, modbus))
 }
 
 /// Runs until `shutdown` resolves, then stops gracefully.

@@ -144,6 +144,23 @@ impl Gateway {
         }
     }
 
+    /// Any request (STATUS and PING too) for a PLC station the caller has
+    /// resolved already (a Modbus mailbox's), answered exactly as a frame
+    /// from that station would be.
+    pub async fn handle(&self, station: &Station, request: Result<Request, Refusal>) -> Response {
+        let response = match request {
+            Ok(req) => self.line.handle(station, req).await,
+            Err(r) => r.into_response(),
+        };
+        if let (true, Some(unit)) = (response.is_ok(), response.get("unit")) {
+            if let Ok(mut last) = self.last_unit.lock() {
+                *last = unit.to_string();
+            }
+        }
+        self.changed.send_replace(());
+        response
+    }
+
     /// Runs a mutating request for the PLC station `station`.
     pub async fn run(&self, station: &str, request: Result<Request, Refusal>) -> Reply {
         let reply = self.run_inner(station, request).await;

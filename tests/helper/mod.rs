@@ -5,6 +5,7 @@
 
 pub mod central;
 pub mod cups;
+pub mod modbus;
 pub mod opcua;
 pub mod postgres;
 pub mod store;

@@ -11,6 +11,7 @@ mod hardening;
 mod journal;
 mod labels;
 mod migrations;
+mod modbus;
 mod opcua;
 mod operations;
 mod reports;

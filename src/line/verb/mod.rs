@@ -262,6 +262,7 @@ mod tests {
             steps: step.map(str::to_string).into_iter().collect(),
             printer: None,
             idle_timeout_s: 0,
+            modbus_slot: None,
         }
     }
 
