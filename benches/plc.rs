@@ -1,8 +1,9 @@
-//! PLC gateway benchmark (issue 17): Alloc and Final round trips through
-//! OPC UA (policy None, and Basic256Sha256 SignAndEncrypt with a signed-in
-//! user) beside the TCP station protocol's ALLOC and FINAL, interleaved in
-//! the same run on the same daemon, with the disk's fsync probed before
-//! and after. A bench binary: `cargo bench --bench plc`.
+//! PLC gateway benchmark (issues 17 and 18): Alloc and Final round trips
+//! through OPC UA (policy None, and Basic256Sha256 SignAndEncrypt with a
+//! signed-in user) and through a Modbus mailbox (write, poll, read) beside
+//! the TCP station protocol's ALLOC and FINAL, interleaved in the same run
+//! on the same daemon, with the disk's fsync probed before and after. A
+//! bench binary: `cargo bench --bench plc`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,8 +14,12 @@ use linemark::config::Config;
 use linemark::daemon::Daemon;
 
 #[allow(dead_code)]
+#[path = "../tests/helper/modbus.rs"]
+mod modbus_client;
+#[allow(dead_code)]
 #[path = "../tests/helper/opcua.rs"]
 mod opcua_client;
+use modbus_client::Mailbox;
 use opcua_client::{arr, connect, s, Auth, Plc};
 
 const ROUNDS: usize = 400;
@@ -58,10 +63,18 @@ port = "plc"
 allow = ["ALLOC", "FINAL"]
 step = "final"
 [[station]]
+name = "mailbox"
+port = "plc"
+modbus_slot = 1
+allow = ["ALLOC", "FINAL"]
+step = "final"
+[[station]]
 name = "tcp"
 port = "tcp://127.0.0.1:0"
 allow = ["ALLOC", "FINAL"]
 step = "final"
+[plc.modbus]
+listen = "127.0.0.1:0"
 [plc.opcua]
 listen = "127.0.0.1:0"
 allow_anonymous = true
@@ -144,6 +157,18 @@ async fn opcua_round(plc: &Plc, t: &mut Times) {
     f.assert_ok("Final");
 }
 
+async fn modbus_round(mb: &mut Mailbox, t: &mut Times) {
+    let start = Instant::now();
+    let a = mb.request(1, "product=PACK-48V").await;
+    t.alloc.push(start.elapsed());
+    assert_eq!(a.result, 0, "{a:?}");
+    let unit = a.field("unit").expect("unit");
+    let start = Instant::now();
+    let f = mb.request(4, &format!("unit={unit} status=PASS")).await;
+    t.fin.push(start.elapsed());
+    assert_eq!(f.result, 0, "{f:?}");
+}
+
 async fn tcp_round(c: &mut StationClient<tokio::net::TcpStream>, t: &mut Times) {
     let start = Instant::now();
     let a = c
@@ -197,18 +222,29 @@ fn main() {
                 .expect("connect"),
             "bench",
         );
-        // Warm-up, then interleave so all three see the same disk.
+        let mut mailbox =
+            Mailbox::connect(daemon.modbus_addr().expect("Modbus"), 1).await;
+        // Poll B+200 back to back: the line's turnaround, not a PLC cycle.
+        mailbox.poll = Duration::ZERO;
+        // Warm-up, then interleave so all four see the same disk.
         let mut warm = Times::default();
         for _ in 0..20 {
             opcua_round(&plain, &mut warm).await;
             opcua_round(&secure, &mut warm).await;
+            modbus_round(&mut mailbox, &mut warm).await;
             tcp_round(&mut tcp, &mut warm).await;
         }
         let fsync_before = fsync_probe(&dir, 200);
-        let (mut p, mut e, mut t) = (Times::default(), Times::default(), Times::default());
+        let (mut p, mut e, mut m, mut t) = (
+            Times::default(),
+            Times::default(),
+            Times::default(),
+            Times::default(),
+        );
         for _ in 0..ROUNDS {
             opcua_round(&plain, &mut p).await;
             opcua_round(&secure, &mut e).await;
+            modbus_round(&mut mailbox, &mut m).await;
             tcp_round(&mut tcp, &mut t).await;
         }
         let fsync_after = fsync_probe(&dir, 200);
@@ -223,6 +259,7 @@ fn main() {
         for (name, times) in [
             ("OPC UA None/anonymous", &mut p),
             ("OPC UA Basic256Sha256 SignAndEncrypt", &mut e),
+            ("Modbus mailbox (write, poll, read)", &mut m),
             ("TCP station protocol", &mut t),
         ] {
             for (verb, v) in [("Alloc", &mut times.alloc), ("Final", &mut times.fin)] {

@@ -13,6 +13,9 @@ pub struct Mailbox {
     pub ctx: Context,
     pub base: u16,
     pub seq: u16,
+    /// Pause between two polls of `B+200` (a PLC's cycle; zero: poll
+    /// again at once).
+    pub poll: Duration,
 }
 
 /// What the line answered.
@@ -58,6 +61,7 @@ impl Mailbox {
             ctx: tcp::connect(addr).await.expect("Modbus connect"),
             base: 1000 * slot,
             seq: 0,
+            poll: Duration::from_millis(1),
         }
     }
 
@@ -98,7 +102,11 @@ impl Mailbox {
                 tokio::time::Instant::now() < deadline,
                 "no answer to sequence {seq}"
             );
-            tokio::time::sleep(Duration::from_millis(1)).await;
+            if self.poll.is_zero() {
+                tokio::task::yield_now().await;
+            } else {
+                tokio::time::sleep(self.poll).await;
+            }
         }
         let mut regs = self.read(201, 100).await.expect("answer");
         regs.extend(self.read(301, 29).await.expect("answer"));
