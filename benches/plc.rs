@@ -222,8 +222,7 @@ fn main() {
                 .expect("connect"),
             "bench",
         );
-        let mut mailbox =
-            Mailbox::connect(daemon.modbus_addr().expect("Modbus"), 1).await;
+        let mut mailbox = Mailbox::connect(daemon.modbus_addr().expect("Modbus"), 1).await;
         // Poll B+200 back to back: the line's turnaround, not a PLC cycle.
         mailbox.poll = Duration::ZERO;
         // Warm-up, then interleave so all four see the same disk.
