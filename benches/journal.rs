@@ -5,23 +5,14 @@
 //! callers >= 80 % of callers / fsync; `journal verify` >= 500,000 events/s.
 
 mod common;
+use common::bench_dir;
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use linemark::ids::IdCodec;
 use linemark::journal::{self, AllocRequest, Journal};
-
-fn bench_dir(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target/bench-data")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).expect("bench dir");
-    d
-}
 
 fn open(name: &str) -> Journal {
     common::open_with_block(&bench_dir(name).join("journal.db"), 1000)

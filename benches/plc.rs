@@ -5,13 +5,15 @@
 //! on the same daemon, with the disk's fsync probed before and after. A
 //! bench binary: `cargo bench --bench plc`.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use linemark::client::StationClient;
 use linemark::config::Config;
 use linemark::daemon::Daemon;
+
+mod common;
+use common::{bench_dir, fsync_probe, pct};
 
 #[allow(dead_code)]
 #[path = "../tests/helper/modbus.rs"]
@@ -25,23 +27,10 @@ use opcua_client::{arr, connect, s, Auth, Plc};
 const ROUNDS: usize = 400;
 const PASSWORD: &str = "bench-plc-password";
 
-fn bench_dir(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target/bench-data")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.join("keys")).expect("bench dir");
-    d
-}
-
 /// One PLC station and one TCP station (ALLOC, FINAL; no required steps,
 /// no printer), the OPC UA server with anonymous and one user, a block.
 fn config(dir: &Path) -> Config {
-    std::fs::write(
-        dir.join("keys/namespace.key"),
-        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
-    )
-    .expect("key");
+    std::fs::write(dir.join("keys/namespace.key"), common::KEY_HEX).expect("key");
     let hash = linemark::plc::opcua::auth::hash_password(PASSWORD).expect("hash");
     let text = format!(
         r#"line_id = "P1-L03"
@@ -49,8 +38,7 @@ data_dir = "var"
 resolver = "https://id.example.com"
 [ids]
 namespace_key_file = "keys/namespace.key"
-issuer_public_key = "ea4a6c63e29c520abef5507b132ec5f9954776aebebe7b92421eea691446d22c"
-allow_dev_grants = true
+issuer_public_key = "{issuer}"
 [[product]]
 key = "PACK-48V"
 gtin = "09506000134352"
@@ -81,55 +69,17 @@ allow_anonymous = true
 [[plc.opcua.user]]
 name = "bench"
 password_hash = "{hash}"
-"#
+"#,
+        issuer = hex::encode(common::issuer().verifying_key().to_bytes())
     );
     let path = dir.join("linemark.toml");
     std::fs::write(&path, text).expect("config");
     let cfg = Config::load(&path).expect("config");
-    let key = ed25519_dalek::SigningKey::from_bytes(&[3u8; 32]);
-    let mut g = linemark::ids::Grant {
-        grant_version: 1,
-        block_id: "018f3a2e-7c4d-7000-8000-0000000be0c5".into(),
-        namespace: "bench".into(),
-        key_id: cfg.ids.namespace_key.key_id(),
-        line_id: "P1-L03".into(),
-        start: 0,
-        count: 1 << 40,
-        issued_at: "2026-11-20T08:00:00Z".into(),
-        issuer: "bench".into(),
-        signature: String::new(),
-    };
-    g.sign(&key);
-    std::fs::create_dir_all(cfg.data_dir.join("keys")).expect("keys");
-    std::fs::write(cfg.dev_issuer_key_path(), hex::encode([3u8; 32])).expect("dev key");
     let j = linemark::journal::Journal::open(linemark::journal::JournalOptions::from_config(&cfg))
         .expect("journal");
-    j.import_grant_blocking(g, &cfg.grant_policy().expect("policy"), "bench")
-        .expect("grant");
+    common::grant_into(&j);
     drop(j);
     cfg
-}
-
-fn fsync_probe(dir: &Path, n: usize) -> Vec<Duration> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("probe"))
-        .expect("probe");
-    let page = [0x5au8; 4096];
-    (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            f.write_all(&page).expect("write");
-            f.sync_data().expect("fdatasync");
-            t.elapsed()
-        })
-        .collect()
-}
-
-fn pct(v: &mut [Duration], p: f64) -> Duration {
-    v.sort();
-    v[((v.len() as f64 - 1.0) * p) as usize]
 }
 
 #[derive(Default)]

@@ -2,8 +2,6 @@
 //! FINAL PASS round trip over a pseudo-terminal (p50/p99 against the disk's
 //! fsync, measured in the same run), and 16 stations at once.
 
-use std::io::Write;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -13,14 +11,8 @@ use linemark::daemon::Daemon;
 use linemark::protocol::{self, FrameDecoder};
 use std::hint::black_box;
 
-fn bench_dir(name: &str) -> PathBuf {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("target/bench-data")
-        .join(name);
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(d.join("keys")).expect("bench dir");
-    d
-}
+mod common;
+use common::{bench_dir, fsync_probe, pct};
 
 fn codec(c: &mut Criterion) {
     let frame = protocol::encode_request(
@@ -130,28 +122,6 @@ required_steps = []
         .expect("grant");
     drop(j);
     cfg
-}
-
-fn fsync_probe(dir: &std::path::Path, n: usize) -> Vec<Duration> {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(dir.join("probe"))
-        .expect("probe");
-    let page = [0x5au8; 4096];
-    (0..n)
-        .map(|_| {
-            let t = Instant::now();
-            f.write_all(&page).expect("write");
-            f.sync_data().expect("fdatasync");
-            t.elapsed()
-        })
-        .collect()
-}
-
-fn pct(v: &mut [Duration], p: f64) -> Duration {
-    v.sort();
-    v[((v.len() as f64 - 1.0) * p) as usize]
 }
 
 fn round_trips(c: &mut Criterion) {

@@ -9,6 +9,7 @@
 //! `cargo bench --bench web`
 
 mod common;
+use common::pct;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -61,11 +62,6 @@ async fn one_unit(c: &mut StationClient<tokio::net::TcpStream>) -> Option<String
         .await
         .ok()?;
     Some(u)
-}
-
-fn pct(v: &mut [Duration], p: f64) -> Duration {
-    v.sort_unstable();
-    v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn main() {

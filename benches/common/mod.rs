@@ -1,8 +1,11 @@
-//! What the benches share: the namespace key, a development issuer, and a
-//! journal holding one huge signed block.
+//! What the benches share: the namespace key, a development issuer, a
+//! journal holding one huge signed block, a fresh data folder, the disk's
+//! fsync probe and percentiles.
 #![allow(dead_code)] // each bench uses a part
 
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use linemark::ids::{Grant, GrantPolicy, IdCodec, NamespaceKey};
@@ -99,4 +102,39 @@ required_steps = ["provision", "functional"]
     let p = cfg.join("linemark.toml");
     std::fs::write(&p, text).expect("config");
     p
+}
+
+/// A fresh folder `target/bench-data/NAME` (with `keys/`).
+pub fn bench_dir(name: &str) -> PathBuf {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("target/bench-data")
+        .join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(d.join("keys")).expect("bench dir");
+    d
+}
+
+/// `n` timings of a 4 KiB append and `fdatasync` in `dir`: the disk the
+/// journal commits on, measured in the same run.
+pub fn fsync_probe(dir: &Path, n: usize) -> Vec<Duration> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("probe"))
+        .expect("probe");
+    let page = [0x5au8; 4096];
+    (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            f.write_all(&page).expect("write");
+            f.sync_data().expect("fdatasync");
+            t.elapsed()
+        })
+        .collect()
+}
+
+/// The `p` quantile (0 to 1) of `v`, sorting it.
+pub fn pct(v: &mut [Duration], p: f64) -> Duration {
+    v.sort_unstable();
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
 }
