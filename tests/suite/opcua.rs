@@ -48,6 +48,19 @@ async fn start(line: &Line) -> (Daemon, String) {
     (d, format!("opc.tcp://{addr}/linemark"))
 }
 
+/// A line with anonymous access, its daemon, and a connected session
+/// (the label folder lives as long as the test holds it).
+async fn anonymous_line() -> (tempfile::TempDir, Line, Daemon, Plc) {
+    let labels = tempfile::tempdir().unwrap();
+    let line = plc_line(
+        labels.path(),
+        "listen = \"127.0.0.1:0\"\nallow_anonymous = true",
+    );
+    let (d, url) = start(&line).await;
+    let plc = anonymous(&line, &url).await;
+    (labels, line, d, plc)
+}
+
 async fn anonymous(line: &Line, url: &str) -> Plc {
     connect(url, &line.path().join("client-pki"), Auth::Anonymous)
         .await
@@ -82,13 +95,7 @@ async fn pass_steps(plc: &Plc, unit: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_unit_lives_its_whole_life_through_the_opcua_methods() {
-    let labels = tempfile::tempdir().unwrap();
-    let line = plc_line(
-        labels.path(),
-        "listen = \"127.0.0.1:0\"\nallow_anonymous = true",
-    );
-    let (d, url) = start(&line).await;
-    let plc = anonymous(&line, &url).await;
+    let (labels, line, d, plc) = anonymous_line().await;
 
     let a = plc.alloc("plc1", "").await;
     a.assert_ok("Alloc");
@@ -218,13 +225,7 @@ async fn a_unit_lives_its_whole_life_through_the_opcua_methods() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_refusal_has_its_code_and_changes_nothing() {
-    let labels = tempfile::tempdir().unwrap();
-    let line = plc_line(
-        labels.path(),
-        "listen = \"127.0.0.1:0\"\nallow_anonymous = true",
-    );
-    let (d, url) = start(&line).await;
-    let plc = anonymous(&line, &url).await;
+    let (_labels, line, d, plc) = anonymous_line().await;
     let unit = plc.alloc("plc1", "").await.text(0);
     let before = events(&line);
 
@@ -347,13 +348,7 @@ async fn each_refusal_has_its_code_and_changes_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_req_returns_the_first_answer_and_is_shared_with_the_station_protocol() {
-    let labels = tempfile::tempdir().unwrap();
-    let line = plc_line(
-        labels.path(),
-        "listen = \"127.0.0.1:0\"\nallow_anonymous = true",
-    );
-    let (d, url) = start(&line).await;
-    let plc = anonymous(&line, &url).await;
+    let (_labels, line, d, plc) = anonymous_line().await;
     let first = plc.alloc("plc1", "A-7").await;
     first.assert_ok("Alloc");
     let allocated = events(&line);
@@ -384,13 +379,7 @@ async fn a_replayed_req_returns_the_first_answer_and_is_shared_with_the_station_
 async fn a_subscription_sees_ids_left_and_last_unit_change() {
     use ::opcua::client::DataChangeCallback;
     use ::opcua::types::{MonitoredItemCreateRequest, TimestampsToReturn};
-    let labels = tempfile::tempdir().unwrap();
-    let line = plc_line(
-        labels.path(),
-        "listen = \"127.0.0.1:0\"\nallow_anonymous = true",
-    );
-    let (d, url) = start(&line).await;
-    let plc = anonymous(&line, &url).await;
+    let (_labels, _line, d, plc) = anonymous_line().await;
     assert_eq!(plc.read("LineId").await, Variant::from("P1-L03"));
     assert_eq!(plc.read("PrinterState").await, Variant::from("ready"));
     assert_eq!(plc.read("SyncState").await, Variant::from("off"));
