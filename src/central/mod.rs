@@ -10,6 +10,8 @@
 //! `journal` storage, `printer`, `sync`); it reuses only pure pieces and the
 //! web server's accept loop.
 
+pub mod access;
+pub mod aspects;
 pub mod audit;
 pub mod blocks;
 pub mod cli;
