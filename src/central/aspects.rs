@@ -226,6 +226,18 @@ mod tests {
     }
 
     #[test]
+    fn the_example_product_in_the_repository_is_whole_and_valid() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("examples/product-09506000134352");
+        for a in Aspect::ALL {
+            let text = std::fs::read_to_string(dir.join(format!("{}.json", a.name())))
+                .unwrap_or_else(|e| panic!("{a:?}: {e}"));
+            let doc: Value = serde_json::from_str(&text).expect("JSON");
+            check_full(a, &doc).unwrap_or_else(|e| panic!("{a:?}: {e}"));
+        }
+    }
+
+    #[test]
     fn a_partial_document_is_valid_when_what_it_holds_is() {
         let a = Aspect::GeneralProductInformation;
         check_partial(a, &json!({})).unwrap();

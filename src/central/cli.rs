@@ -1,5 +1,5 @@
 //! `linemark-central`'s command line (SPEC section 11): `migrate`, `run`,
-//! `line add`, `token new`, `grant`; a global `--config` (default
+//! `line add`, `token new`, `grant`, `product import|check`; a global `--config` (default
 //! `config/central.toml`); exit 0, 1 on a runtime failure, 2 on bad input.
 //!
 //! Owns: parsing arguments and running each command against the store.
@@ -54,6 +54,11 @@ pub enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+    /// Battery Pass product data: `product import GTIN DIR`, `product check GTIN`.
+    Product {
+        #[command(subcommand)]
+        command: super::product::ProductCommand,
     },
     /// Issue a block grant for a line without a network.
     Grant {
@@ -123,6 +128,15 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 Ok(())
             }
             Command::Run => serve(store, config).await,
+            Command::Product { command } => {
+                store.check_schema().await.map_err(runtime)?;
+                let gtins: Vec<String> = config
+                    .products
+                    .iter()
+                    .map(|p| p.gtin.as_str().to_string())
+                    .collect();
+                super::product::run(&store, &gtins, command).await
+            }
             Command::Line {
                 command: LineCommand::Add { line_id },
             } => {

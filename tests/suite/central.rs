@@ -1231,3 +1231,209 @@ async fn a_scanned_label_resolves_to_the_units_passport() {
         "the passport names the label's URI"
     );
 }
+
+/// A line whose unit passed final test, its events in the central store.
+async fn passed_unit_in(c: &Central, inst_base: &str, token: &str) -> String {
+    let extra = crate::helper::station_toml(
+        "t",
+        "tcp://127.0.0.1:0",
+        &["ALLOC", "RESULT", "FINAL"],
+        None,
+        "optional",
+    );
+    let line = Line::with_config(&extra);
+    line.grant_block("b1", 1_048_576, 1000);
+    let d = linemark::daemon::Daemon::start(line.config())
+        .await
+        .unwrap();
+    let mut st = crate::helper::connect(&d, "t", "c").await;
+    let unit = crate::helper::ready_unit(&mut st).await;
+    crate::helper::ok(&mut st, "FINAL", &[("unit", &unit), ("status", "PASS")]).await;
+    d.shutdown().await;
+    let body = serde_json::to_vec(&batch_of(&line, 1, line_head(&line))).unwrap();
+    let (s, answer) = post(
+        &format!("{inst_base}/v1/lines/P1-L03/journal"),
+        Some(token),
+        body,
+        false,
+    )
+    .await;
+    assert_eq!(s, 200, "{answer}");
+    let _ = c;
+    unit
+}
+
+fn example_product(aspect: &str) -> serde_json::Value {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/product-09506000134352")
+        .join(format!("{aspect}.json"));
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn product_data_is_checked_versioned_merged_per_unit_and_cut_per_role() {
+    use linemark::central::access::{classification, Level};
+    use linemark::central::aspects::{check_full, Aspect};
+    use reqwest::Method;
+    let Some(c) = Central::start("central::product_content") else {
+        return;
+    };
+    c.write_config(0, PRODUCTS);
+    let token = c.add_line("P1-L03");
+    let inst = c.run();
+    let base = inst.base();
+    let unit = passed_unit_in(&c, &base, &token).await;
+    let maker = person_token(&c, "manufacturer", "Acme product data");
+    let service = person_token(&c, "service", "Workshop Berlin");
+    let authority = person_token(&c, "authority", "Market surveillance");
+    let gtin = "09506000134352";
+    let put = |aspect: &str| format!("{base}/v1/products/{gtin}/aspects/{aspect}");
+
+    // Who may upload, and bad documents: 4xx naming the problem, nothing stored.
+    let gpi = example_product("GeneralProductInformation");
+    for (tok, url, body, want) in [
+        (None, put("GeneralProductInformation"), gpi.clone(), 401),
+        (
+            Some(service.as_str()),
+            put("GeneralProductInformation"),
+            gpi.clone(),
+            403,
+        ),
+        (Some(maker.as_str()), put("Nope"), gpi.clone(), 404),
+        (
+            Some(maker.as_str()),
+            format!("{base}/v1/products/09506000134353/aspects/Labeling"),
+            gpi.clone(),
+            404,
+        ),
+        (
+            Some(maker.as_str()),
+            put("GeneralProductInformation"),
+            serde_json::json!({"batteryMass": "heavy", "batteryCategory": "spaceship"}),
+            400,
+        ),
+    ] {
+        let (s, answer) = call(Method::PUT, url.clone(), tok, Some(body)).await;
+        assert_eq!(s, want, "{url}: {answer}");
+    }
+    let (_, answer) = call(
+        Method::PUT,
+        put("GeneralProductInformation"),
+        Some(&maker),
+        Some(serde_json::json!({"batteryMass": "heavy"})),
+    )
+    .await;
+    assert!(
+        answer["problems"][0]["path"] == "/batteryMass",
+        "the problem names the attribute: {answer}"
+    );
+    assert_eq!(c.sql("SELECT count(*) FROM product_aspects"), "0");
+
+    // The completeness report before any data, by CLI.
+    let check = c.cli(&["product", "check", gtin]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+    assert!(stdout(&check).contains("batteryMass"), "{}", stdout(&check));
+
+    // A partial upload, then every aspect from the example product by CLI.
+    let (s, answer) = call(
+        Method::PUT,
+        put("GeneralProductInformation"),
+        Some(&maker),
+        Some(serde_json::json!({"batteryMass": 12.5})),
+    )
+    .await;
+    assert_eq!((s, answer["version"].clone()), (201, 1.into()), "{answer}");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/product-09506000134352");
+    let import = c.cli(&["product", "import", gtin, dir.to_str().unwrap()]);
+    assert_eq!(import.status.code(), Some(0), "{}", stderr(&import));
+    assert!(stdout(&import).contains("GeneralProductInformation: version 2"));
+    let (s, versions) = call(
+        Method::GET,
+        format!("{}/versions", put("GeneralProductInformation")),
+        Some(&maker),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        versions["versions"].as_array().unwrap().len(),
+        2,
+        "{versions}"
+    );
+    assert_eq!(versions["versions"][0]["actor"], "Acme product data");
+    assert_eq!(versions["versions"][1]["actor"], "cli:product-import");
+    let check = c.cli(&["product", "check", gtin, "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&stdout(&check)).unwrap();
+    assert_eq!(report["complete"], true, "{report}");
+    // An upload is append-only in the database.
+    for sql in [
+        "UPDATE product_aspects SET actor = 'x'",
+        "DELETE FROM product_aspects",
+    ] {
+        let out = c.pg.psql(&c.db, sql);
+        assert!(
+            !out.status.success() && stderr(&out).contains("append-only"),
+            "{sql}"
+        );
+    }
+
+    // A state of health recorded by a workshop reaches the unit's document.
+    let (s, _) = call(
+        Method::POST,
+        format!("{base}/passports/{unit}/events"),
+        Some(&service),
+        Some(serde_json::json!({"type": "state_of_health", "reason": "annual check", "delta": {"state_of_health": 93.5}})),
+    )
+    .await;
+    assert_eq!(s, 201);
+
+    // Each role sees exactly its attributes of every aspect; the full
+    // document validates for those who see everything.
+    let c13n = classification().unwrap();
+    for a in Aspect::ALL {
+        let url = format!("{base}/passports/{unit}/aspects/{}", a.name());
+        let (s, full) = call(Method::GET, url.clone(), Some(&authority), None).await;
+        assert_eq!(s, 200, "{url}: {full}");
+        check_full(a, &full).unwrap_or_else(|e| panic!("{a:?}: {e}\n{full}"));
+        for (tok, level) in [
+            (None, Level::Public),
+            (Some(service.as_str()), Level::LegitimateInterest),
+        ] {
+            let (s, seen) = call(Method::GET, url.clone(), tok, None).await;
+            match c13n.filter(a, &full, level) {
+                Some(want) => assert_eq!((s, &seen), (200, &want), "{a:?} for {level:?}"),
+                None => assert_eq!(s, 403, "{a:?} for {level:?}: {seen}"),
+            }
+        }
+    }
+    let gpi_url = format!("{base}/passports/{unit}/aspects/GeneralProductInformation");
+    let (_, public) = call(Method::GET, gpi_url.clone(), None, None).await;
+    let text = public.to_string();
+    assert!(
+        !text.contains("batteryStatus") && !text.contains("puttingIntoService"),
+        "{text}"
+    );
+    assert_eq!(
+        public["batteryPassportIdentifier"],
+        format!("urn:linemark:{}", unit.to_lowercase())
+    );
+    assert_eq!(public["manufacturingPlace"]["postalCode"], "10719");
+    let (_, li) = call(Method::GET, gpi_url, Some(&service), None).await;
+    assert_eq!(li["batteryStatus"], "Original");
+    let (_, perf) = call(
+        Method::GET,
+        format!("{base}/passports/{unit}/aspects/PerformanceAndDurability"),
+        Some(&service),
+        None,
+    )
+    .await;
+    assert_eq!(
+        perf["batteryCondition"]["stateOfCertifiedEnergy"]["stateOfCertifiedEnergyValue"],
+        93.5
+    );
+    // The model-level document for the public.
+    let (s, model) = call(Method::GET, put("Labeling"), None, None).await;
+    assert_eq!(s, 200);
+    assert!(model.get("resultOfTestReport").is_none(), "{model}");
+}

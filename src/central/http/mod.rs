@@ -7,13 +7,15 @@
 //! status codes with a JSON `{"reason": ...}`.
 //! Routes by concern: `lines` (ingest and blocks, a line's token),
 //! `resolve` (the GS1 resolver), `passports` (passports, lifecycle updates,
-//! history, the audit log).
+//! history, the audit log), `products` (Battery Pass content per product
+//! and per unit).
 //! Must not: hold state between requests (any number of instances serve
 //! one database; the identity cache holds only what never changes) or
 //! write SQL.
 
 mod lines;
 mod passports;
+mod products;
 mod resolve;
 
 use std::io::Read;
@@ -66,6 +68,22 @@ pub fn router(app: Arc<App>) -> Router {
         )
         .route("/passports/{unit_id}/history", get(passports::history))
         .route("/v1/audit", get(passports::audit_log))
+        .route(
+            "/v1/products/{gtin}/aspects/{aspect}",
+            get(products::get_aspect).put(products::put_aspect),
+        )
+        .route(
+            "/v1/products/{gtin}/aspects/{aspect}/versions",
+            get(products::aspect_versions),
+        )
+        .route(
+            "/v1/products/{gtin}/completeness",
+            get(products::completeness),
+        )
+        .route(
+            "/passports/{unit_id}/aspects/{aspect}",
+            get(products::unit_aspect),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(app)

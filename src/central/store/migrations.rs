@@ -20,6 +20,11 @@ pub const MIGRATIONS: &[(i32, &str, &str)] = &[
         "lifecycle and audit",
         include_str!("../../../migrations/central/0002_lifecycle_audit.sql"),
     ),
+    (
+        3,
+        "product aspects",
+        include_str!("../../../migrations/central/0003_product_aspects.sql"),
+    ),
 ];
 
 /// The schema version this build serves.

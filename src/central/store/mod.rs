@@ -11,6 +11,9 @@
 //! `ingest`, `blocks` and `projection`, pure); speak HTTP.
 
 pub mod migrations;
+mod products;
+
+pub use products::AspectVersion;
 
 use std::collections::{BTreeMap, BTreeSet};
 

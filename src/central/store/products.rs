@@ -1,0 +1,147 @@
+//! Product (model-level) passport content: each upload of a Battery Pass
+//! aspect for a GTIN is a new version, kept with actor and time, written
+//! with its audit entry in one transaction.
+//!
+//! Owns: the SQL of `product_aspects`. Must not: check documents (that is
+//! `central::aspects`).
+
+use serde_json::Value;
+
+use super::{audit_in, Store, StoreError, TokenOwner};
+use crate::central::aspects::Aspect;
+
+/// One stored version of a product's aspect.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AspectVersion {
+    pub version: i32,
+    pub ts: String,
+    pub actor: String,
+    pub role: String,
+    #[serde(skip)]
+    pub doc: Value,
+}
+
+impl Store {
+    /// Stores `doc` (already checked) as the next version of the
+    /// product's aspect; answers the version.
+    pub async fn put_aspect(
+        &self,
+        gtin: &str,
+        aspect: Aspect,
+        doc: &Value,
+        owner: &TokenOwner,
+    ) -> Result<i32, StoreError> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        // One writer per product at a time: the versions stay gapless.
+        tx.execute(
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            &[&format!("product:{gtin}")],
+        )
+        .await?;
+        let version: i32 = tx
+            .query_one(
+                "SELECT COALESCE(max(version), 0) + 1 FROM product_aspects WHERE gtin = $1 AND aspect = $2",
+                &[&gtin, &aspect.name()],
+            )
+            .await?
+            .get(0);
+        let ts = jiff::Timestamp::now()
+            .strftime("%Y-%m-%dT%H:%M:%S%.3fZ")
+            .to_string();
+        tx.execute(
+            "INSERT INTO product_aspects (gtin, aspect, version, ts, actor, role, doc)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &[
+                &gtin,
+                &aspect.name(),
+                &version,
+                &ts,
+                &owner.name,
+                &owner.role.as_str(),
+                doc,
+            ],
+        )
+        .await?;
+        audit_in(
+            &tx,
+            owner,
+            &format!("product:{gtin}:{}:v{version}", aspect.name()),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    /// The latest version of a product's aspect.
+    pub async fn aspect(
+        &self,
+        gtin: &str,
+        aspect: Aspect,
+    ) -> Result<Option<AspectVersion>, StoreError> {
+        let c = self.pool.get().await?;
+        let row = c
+            .query_opt(
+                "SELECT version, ts, actor, role, doc FROM product_aspects
+                 WHERE gtin = $1 AND aspect = $2 ORDER BY version DESC LIMIT 1",
+                &[&gtin, &aspect.name()],
+            )
+            .await?;
+        Ok(row.map(|r| AspectVersion {
+            version: r.get(0),
+            ts: r.get(1),
+            actor: r.get(2),
+            role: r.get(3),
+            doc: r.get(4),
+        }))
+    }
+
+    /// Every version of a product's aspect, oldest first (without documents).
+    pub async fn aspect_versions(
+        &self,
+        gtin: &str,
+        aspect: Aspect,
+    ) -> Result<Vec<AspectVersion>, StoreError> {
+        let c = self.pool.get().await?;
+        Ok(c.query(
+            "SELECT version, ts, actor, role FROM product_aspects
+             WHERE gtin = $1 AND aspect = $2 ORDER BY version",
+            &[&gtin, &aspect.name()],
+        )
+        .await?
+        .into_iter()
+        .map(|r| AspectVersion {
+            version: r.get(0),
+            ts: r.get(1),
+            actor: r.get(2),
+            role: r.get(3),
+            doc: Value::Null,
+        })
+        .collect())
+    }
+}
+
+impl Store {
+    /// Per aspect, the latest version and the required attributes the
+    /// product's data still lacks (`content::missing`).
+    pub async fn completeness(&self, gtin: &str) -> Result<Value, StoreError> {
+        let mut out = serde_json::Map::new();
+        let mut complete = true;
+        for a in Aspect::ALL {
+            let stored = self.aspect(gtin, a).await?;
+            let schema = a.schema().map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let missing =
+                crate::central::content::missing(a, &schema, stored.as_ref().map(|v| &v.doc));
+            complete &= missing.is_empty();
+            out.insert(
+                a.name().into(),
+                serde_json::json!({
+                    "version": stored.as_ref().map(|v| v.version),
+                    "missing": missing,
+                }),
+            );
+        }
+        Ok(serde_json::json!({ "gtin": gtin, "complete": complete, "aspects": out }))
+    }
+}
