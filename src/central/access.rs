@@ -92,6 +92,8 @@ pub struct Rule {
     pub pointer: Vec<String>,
     pub level: Level,
     pub granularity: Granularity,
+    /// The longlist's unit (`kg`, `%`, `kWh`, ...; empty when none).
+    pub unit: String,
 }
 
 impl Rule {
@@ -145,7 +147,13 @@ impl Classification {
                 .ok_or_else(|| bad(format!("attribute {number}: access {:?}", field(7))))?;
             let gran = Granularity::from_longlist(&field(10))
                 .ok_or_else(|| bad(format!("attribute {number}: granularity {:?}", field(10))))?;
-            attrs.insert(number, (field(4), level, gran));
+            let unit = field(5);
+            let unit = if unit.trim().eq_ignore_ascii_case("n.a.") {
+                String::new()
+            } else {
+                unit.trim().to_string()
+            };
+            attrs.insert(number, (field(4), level, gran, unit));
         }
         let body: String = pointers
             .lines()
@@ -164,7 +172,7 @@ impl Classification {
             let number: u16 = n
                 .parse()
                 .map_err(|_| bad(format!("access.csv number {n:?}")))?;
-            let (attribute, level, granularity) = attrs
+            let (attribute, level, granularity, unit) = attrs
                 .get(&number)
                 .cloned()
                 .ok_or_else(|| bad(format!("access.csv: no longlist attribute {number}")))?;
@@ -183,6 +191,7 @@ impl Classification {
                 pointer,
                 level,
                 granularity,
+                unit,
             });
         }
         Ok(Classification { rules })
@@ -215,7 +224,29 @@ impl Classification {
 
     /// `doc` with only what `viewer` may see; `None` when that is nothing.
     pub fn filter(&self, aspect: Aspect, doc: &Value, viewer: Level) -> Option<Value> {
-        self.filter_at(aspect, &mut Vec::new(), doc, viewer)
+        self.filter_for(aspect, doc, viewer, Granularity::Item)
+    }
+
+    /// [`Classification::filter`] for a passport of `granularity`: a
+    /// model's passport holds the model attributes, a batch's the model's
+    /// and the batch's, a unit's all.
+    pub fn filter_for(
+        &self,
+        aspect: Aspect,
+        doc: &Value,
+        viewer: Level,
+        granularity: Granularity,
+    ) -> Option<Value> {
+        self.filter_at(aspect, &mut Vec::new(), doc, (viewer, granularity))
+    }
+
+    /// Whether the attribute at `path` is shown; an unclassified place only
+    /// to those who see everything, on a unit's passport.
+    fn shown(&self, aspect: Aspect, path: &[String], (viewer, g): (Level, Granularity)) -> bool {
+        match self.rule(aspect, path) {
+            Some(r) => r.level <= viewer && r.granularity <= g,
+            None => viewer == Level::Authority && g == Granularity::Item,
+        }
     }
 
     fn filter_at(
@@ -223,10 +254,10 @@ impl Classification {
         aspect: Aspect,
         path: &mut Vec<String>,
         node: &Value,
-        viewer: Level,
+        viewer: (Level, Granularity),
     ) -> Option<Value> {
         if !self.deeper(aspect, path) {
-            return (self.level(aspect, path) <= viewer).then(|| node.clone());
+            return self.shown(aspect, path, viewer).then(|| node.clone());
         }
         match node {
             Value::Object(map) => {
@@ -249,7 +280,7 @@ impl Classification {
                 path.pop();
                 (!out.is_empty()).then_some(Value::Array(out))
             }
-            leaf => (self.level(aspect, path) <= viewer).then(|| leaf.clone()),
+            leaf => self.shown(aspect, path, viewer).then(|| leaf.clone()),
         }
     }
 }
@@ -452,6 +483,22 @@ mod tests {
             )
             .unwrap();
         assert!(li.get("batteryStatus").is_some());
+        let model = c()
+            .filter_for(
+                Aspect::GeneralProductInformation,
+                &gpi,
+                Level::Authority,
+                Granularity::Model,
+            )
+            .unwrap();
+        assert!(model.get("batteryMass").is_some(), "a model attribute");
+        for unit_only in [
+            "manufacturingDate",
+            "batteryPassportIdentifier",
+            "batteryStatus",
+        ] {
+            assert!(model.get(unit_only).is_none(), "{unit_only} is per battery");
+        }
         let lab = payload(Aspect::Labeling).unwrap();
         let public = c().filter(Aspect::Labeling, &lab, Level::Public).unwrap();
         assert!(public.get("resultOfTestReport").is_none());

@@ -24,5 +24,6 @@ pub mod passport;
 pub mod product;
 pub mod projection;
 pub mod resolver;
+pub mod sheet;
 pub mod store;
 pub mod token;

@@ -93,8 +93,54 @@ pub fn document(
     doc
 }
 
-/// The page a scan opens: readable on a phone, public fields and links.
-pub fn html(public: &Value) -> String {
+/// The page's style: readable on a phone, nothing wider than the screen.
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;padding:1rem;line-height:1.4;max-width:40rem}\
+h1{font-size:1.4rem;margin:.2rem 0}h2{font-size:1.1rem;margin-top:1.4rem}dl{display:grid;grid-template-columns:minmax(0,2fr) minmax(0,3fr);gap:.3rem 1rem}\
+dt{color:#555}dd{margin:0;overflow-wrap:anywhere}ul{padding-left:1.1rem}dd dl{grid-template-columns:minmax(0,1fr) minmax(0,1fr)}\
+.status{display:inline-block;padding:.2rem .6rem;border-radius:1rem;background:#e8f0fe}\
+section.aspect{border-top:1px solid #ddd}form{margin-top:1.5rem}input{max-width:100%}";
+
+/// Who is signed in on a page, and where its sign-in form posts.
+#[derive(Debug, Clone, Copy)]
+pub struct SignIn<'a> {
+    /// `(name, role)` of the signed-in token.
+    pub who: Option<(&'a str, &'a str)>,
+    pub action: &'a str,
+}
+
+fn sign_in_html(s: &SignIn<'_>) -> String {
+    match s.who {
+        Some((name, role)) => format!(
+            "<p class=\"signed-in\">Signed in as {} ({}): restricted information is shown.</p>",
+            esc(name),
+            esc(role)
+        ),
+        None => format!(
+            "<form method=\"post\" action=\"{}\"><p>Repairers, recyclers and authorities see more after signing in.</p>\
+<label>Access token <input type=\"password\" name=\"token\" autocomplete=\"off\"></label> <button type=\"submit\">Sign in</button></form>",
+            esc(s.action)
+        ),
+    }
+}
+
+/// A battery model's or a batch's page: its aspects.
+pub fn level_html(title: &str, gtin: &str, lot: Option<&str>, sections: &str) -> String {
+    let lot = lot
+        .map(|l| format!("<dt>Batch</dt><dd>{}</dd>", esc(l)))
+        .unwrap_or_default();
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+<title>{t}</title><style>{STYLE}</style></head><body><p>Battery passport</p><h1>{t}</h1>\
+<dl><dt>GTIN</dt><dd>{g}</dd>{lot}</dl>{sections}</body></html>",
+        t = esc(title),
+        g = esc(gtin),
+    )
+}
+
+/// The page a scan opens: readable on a phone, public fields and links,
+/// then the passport's aspects the reader may see, then the sign-in.
+pub fn html(public: &Value, sections: &str, sign_in: &SignIn<'_>) -> String {
     let s = |k: &str| public[k].as_str().map(esc).unwrap_or_else(|| "—".into());
     let status = s("status").replace('_', " ");
     let mut links = String::new();
@@ -122,13 +168,12 @@ pub fn html(public: &Value) -> String {
     format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>Passport {id}</title><style>body{{font-family:system-ui,sans-serif;margin:0;padding:1rem;line-height:1.4;max-width:40rem}}\
-h1{{font-size:1.4rem;margin:.2rem 0}}dl{{display:grid;grid-template-columns:auto 1fr;gap:.3rem 1rem}}dt{{color:#555}}dd{{margin:0;word-break:break-all}}\
-.status{{display:inline-block;padding:.2rem .6rem;border-radius:1rem;background:#e8f0fe}}</style></head><body>\
+<title>Passport {id}</title><style>{STYLE}</style></head><body>\
 <p>Battery passport</p><h1>{product}</h1><p class=\"status\">{status}</p><dl>\
 <dt>Unit</dt><dd>{id}</dd><dt>GTIN</dt><dd>{gtin}</dd><dt>Lot</dt><dd>{lot}</dd>\
 <dt>Manufactured</dt><dd>{made}</dd><dt>Place</dt><dd>{place}</dd><dt>Digital Link</dt><dd>{uri}</dd></dl>\
-<h2>Links</h2><ul>{links}</ul></body></html>",
+<h2>Links</h2><ul>{links}</ul>{sections}{signin}</body></html>",
+        signin = sign_in_html(sign_in),
         id = s("id"),
         product = s("product"),
         gtin = s("gtin"),

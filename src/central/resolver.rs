@@ -76,17 +76,40 @@ pub struct Offered {
     pub lang: Option<String>,
 }
 
-/// The links offered for an identity: the unit's passport first (its
-/// default), then the product's links in config order.
-pub fn offered(public_base: &str, product: Option<&ProductInfo>, unit: &UnitKnown) -> Vec<Offered> {
+/// The links offered for an identity: its passport first (its default:
+/// the unit's, or for a product the model's, with a lot the batch's), then
+/// the product's links in config order.
+pub fn offered(
+    public_base: &str,
+    id: &Identity,
+    product: Option<&ProductInfo>,
+    unit: &UnitKnown,
+) -> Vec<Offered> {
     let mut links = Vec::new();
-    if let UnitKnown::Known { unit_id } = unit {
-        links.push(Offered {
+    match (unit, product, &id.lot) {
+        (UnitKnown::Known { unit_id }, _, _) => links.push(Offered {
             rel: PASSPORT_REL.into(),
             href: format!("{public_base}/passports/{unit_id}"),
             title: "Battery passport".into(),
             lang: None,
-        });
+        }),
+        (UnitKnown::NoUnit, Some(p), None) => links.push(Offered {
+            rel: PASSPORT_REL.into(),
+            href: format!("{public_base}/models/{}", p.gtin.as_str()),
+            title: "Battery model passport".into(),
+            lang: None,
+        }),
+        (UnitKnown::NoUnit, Some(p), Some(lot)) => links.push(Offered {
+            rel: PASSPORT_REL.into(),
+            href: format!("{public_base}/models/{}/batches/{}", p.gtin.as_str(), {
+                let mut l = String::new();
+                gs1::digital_link::percent_encode_into(&mut l, lot);
+                l
+            }),
+            title: "Battery batch passport".into(),
+            lang: None,
+        }),
+        _ => {}
     }
     for Link {
         rel,
@@ -223,7 +246,7 @@ pub fn decide(
         };
     }
     let anchor = gs1::build_uri(public_base, id);
-    let links = offered(public_base, product, unit);
+    let links = offered(public_base, id, product, unit);
     let link = link_header(&anchor, &links);
     let want_set = asked.wants_linkset || matches!(asked.link_type, Some("linkset") | Some("all"));
     if want_set {
@@ -346,6 +369,29 @@ mod tests {
     }
 
     #[test]
+    fn a_product_leads_to_its_model_passport_and_a_lot_to_its_batch_passport() {
+        let p = product();
+        let go = |path: &str| match decide(
+            BASE,
+            &id(path),
+            Some(&p),
+            &UnitKnown::NoUnit,
+            &Asked::default(),
+        ) {
+            Answer::Redirect { location, .. } => location,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            go("/01/09506000134352"),
+            "https://id.example.com/models/09506000134352"
+        );
+        assert_eq!(
+            go("/01/09506000134352/10/L%2F7"),
+            "https://id.example.com/models/09506000134352/batches/L%2F7"
+        );
+    }
+
+    #[test]
     fn a_product_redirects_to_its_first_link_in_the_preferred_language() {
         let p = product();
         let gtin = id("/01/09506000134352");
@@ -363,13 +409,21 @@ mod tests {
             Answer::Redirect { location, .. } => location,
             other => panic!("{other:?}"),
         };
-        assert_eq!(go(None, None), "https://www.example.com/en/packs");
+        // The default is the model passport; the product page by link type.
         assert_eq!(
-            go(Some("de-AT,de;q=0.9,en;q=0.5"), None),
+            go(None, None),
+            "https://id.example.com/models/09506000134352"
+        );
+        assert_eq!(
+            go(None, Some("gs1:pip")),
+            "https://www.example.com/en/packs"
+        );
+        assert_eq!(
+            go(Some("de-AT,de;q=0.9,en;q=0.5"), Some("gs1:pip")),
             "https://www.example.com/de/packs"
         );
         assert_eq!(
-            go(Some("fr, en;q=0.1"), None),
+            go(Some("fr, en;q=0.1"), Some("gs1:pip")),
             "https://www.example.com/en/packs"
         );
         assert_eq!(

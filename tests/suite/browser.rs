@@ -272,3 +272,137 @@ async fn chromium_shows_a_passport_readably_on_a_phone() {
     b.call(reqwest::Method::DELETE, "", None).await;
     let _ = driver.kill().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_shows_the_battery_pass_aspects_on_a_phone_and_more_after_sign_in() {
+    if no_browser() {
+        return;
+    }
+    let Some(c) = crate::helper::central::Central::start("browser::battery_pass_aspects") else {
+        return;
+    };
+    c.write_config(
+        0,
+        "\n[[product]]\ngtin = \"09506000134352\"\nname = \"PACK-48V battery pack\"\n",
+    );
+    let token = c.add_line("P1-L03");
+    let inst = c.run();
+    let base = inst.base();
+    let unit = super::central::passed_unit_in(&c, &base, &token).await;
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/product-09506000134352");
+    let import = c.cli(&["product", "import", "09506000134352", dir.to_str().unwrap()]);
+    assert_eq!(
+        import.status.code(),
+        Some(0),
+        "{}",
+        crate::helper::stderr(&import)
+    );
+    let out = c.cli(&[
+        "token",
+        "new",
+        "--role",
+        "recycler",
+        "--name",
+        "Recycling GmbH",
+    ]);
+    let recycler = crate::helper::stdout(&out)
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_string();
+
+    let (b, mut driver, _profile) = start_browser("390,844").await;
+    b.go(&format!("{base}/passports/{unit}")).await;
+    let body = b.text("body").await;
+    // Public attributes, readably: words, units, percentages.
+    for want in [
+        "Battery mass",
+        "kg",
+        "Recycled content",
+        "%",
+        "Carbon footprint",
+        "Sign in",
+    ] {
+        assert!(
+            body.contains(want),
+            "the public page lacks {want:?}:\n{body}"
+        );
+    }
+    // Restricted ones are not there before signing in.
+    for hidden in [
+        "Battery status",
+        "Dismantling and removal information",
+        "Result of test report",
+    ] {
+        assert!(
+            !body.contains(hidden),
+            "{hidden:?} shown to the public:\n{body}"
+        );
+    }
+    let fits = |v: &Value| v[0].as_i64().unwrap() <= v[1].as_i64().unwrap();
+    let width = json!({"script": "return [document.documentElement.scrollWidth, window.innerWidth];", "args": []});
+    let w = b
+        .call(reqwest::Method::POST, "/execute/sync", Some(width.clone()))
+        .await;
+    assert!(fits(&w), "the page is wider than the phone: {w}");
+    b.screenshot_at_least("passport-aspects-public.png", 300)
+        .await;
+
+    // Sign in with the recycler's token in the page's form.
+    let script = format!(
+        "document.querySelector('input[name=token]').value = '{recycler}'; document.querySelector('form').submit(); return true;"
+    );
+    b.call(
+        reqwest::Method::POST,
+        "/execute/sync",
+        Some(json!({"script": script, "args": []})),
+    )
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut body = String::new();
+    while std::time::Instant::now() < deadline {
+        body = b.text("body").await;
+        if body.contains("Signed in as") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        body.contains("Signed in as Recycling GmbH (recycler)"),
+        "{body}"
+    );
+    for want in [
+        "Battery status",
+        "Original",
+        "Dismantling and removal information",
+        "Spare part sources",
+    ] {
+        assert!(
+            body.contains(want),
+            "the signed-in page lacks {want:?}:\n{body}"
+        );
+    }
+    assert!(
+        !body.contains("Result of test report"),
+        "authority-only shown to a recycler"
+    );
+    let w = b
+        .call(reqwest::Method::POST, "/execute/sync", Some(width.clone()))
+        .await;
+    assert!(fits(&w), "the signed-in page is wider than the phone: {w}");
+    b.screenshot_at_least("passport-aspects-recycler.png", 300)
+        .await;
+
+    // The model's passport: model attributes only.
+    b.go(&format!("{base}/models/09506000134352")).await;
+    let body = b.text("body").await;
+    assert!(
+        body.contains("battery model") && body.contains("Battery mass"),
+        "{body}"
+    );
+    assert!(!body.contains("Manufacturing date"), "{body}");
+    b.call(reqwest::Method::DELETE, "", None).await;
+    let _ = driver.kill().await;
+}

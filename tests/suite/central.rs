@@ -1233,7 +1233,7 @@ async fn a_scanned_label_resolves_to_the_units_passport() {
 }
 
 /// A line whose unit passed final test, its events in the central store.
-async fn passed_unit_in(c: &Central, inst_base: &str, token: &str) -> String {
+pub(crate) async fn passed_unit_in(c: &Central, inst_base: &str, token: &str) -> String {
     let extra = crate::helper::station_toml(
         "t",
         "tcp://127.0.0.1:0",
@@ -1263,7 +1263,7 @@ async fn passed_unit_in(c: &Central, inst_base: &str, token: &str) -> String {
     unit
 }
 
-fn example_product(aspect: &str) -> serde_json::Value {
+pub(crate) fn example_product(aspect: &str) -> serde_json::Value {
     let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("examples/product-09506000134352")
         .join(format!("{aspect}.json"));

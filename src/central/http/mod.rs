@@ -84,6 +84,12 @@ pub fn router(app: Arc<App>) -> Router {
             "/passports/{unit_id}/aspects/{aspect}",
             get(products::unit_aspect),
         )
+        .route("/passports/{unit_id}/signin", post(passports::sign_in))
+        .route("/models/{gtin}", get(products::model_passport))
+        .route(
+            "/models/{gtin}/batches/{lot}",
+            get(products::batch_passport),
+        )
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .with_state(app)
@@ -168,6 +174,33 @@ async fn bearer(app: &App, headers: &HeaderMap) -> Result<Option<TokenOwner>, Re
     match app.store.token_owner(&token::hash(t)).await {
         Ok(Some(o)) => Ok(Some(o)),
         Ok(None) => Err(reason(StatusCode::UNAUTHORIZED, "unknown token")),
+        Err(e) => Err(store_error(app, e)),
+    }
+}
+
+/// The cookie a passport page's sign-in sets.
+pub(super) const TOKEN_COOKIE: &str = "lmk_token";
+
+/// Who reads a page: the bearer token, else the sign-in cookie (an unknown
+/// cookie reads as nobody: the page offers the sign-in again).
+async fn reader(app: &App, headers: &HeaderMap) -> Result<Option<TokenOwner>, Response> {
+    if let Some(o) = bearer(app, headers).await? {
+        return Ok(Some(o));
+    }
+    let cookie = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|kv| {
+            kv.trim()
+                .strip_prefix(&format!("{TOKEN_COOKIE}="))
+                .map(str::to_string)
+        });
+    let Some(t) = cookie else { return Ok(None) };
+    match app.store.token_owner(&token::hash(&t)).await {
+        Ok(Some(o)) if o.role != Role::Line => Ok(Some(o)),
+        Ok(_) => Ok(None),
         Err(e) => Err(store_error(app, e)),
     }
 }

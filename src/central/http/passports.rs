@@ -12,7 +12,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::{bearer, header_str, person, read_body, reason, store_error, App};
+use super::{header_str, person, read_body, reason, store_error, App};
 use crate::central::lifecycle::UpdateError;
 use crate::central::passport;
 use crate::central::store::LifecycleError;
@@ -49,7 +49,7 @@ pub(super) async fn passport(
     Path(unit_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let owner = match bearer(&app, &headers).await {
+    let owner = match super::reader(&app, &headers).await {
         Ok(o) => o,
         Err(r) => return r,
     };
@@ -75,14 +75,81 @@ pub(super) async fn passport(
         &p,
         site,
         product,
-        owner.map(|o| o.role),
+        owner.as_ref().map(|o| o.role),
     );
     doc["public"]["version"] = version.into();
     if wants_json(&headers) {
-        axum::Json(doc).into_response()
-    } else {
-        axum::response::Html(passport::html(&doc["public"])).into_response()
+        return axum::Json(doc).into_response();
     }
+    let viewer = crate::central::access::viewer(owner.as_ref().map(|o| o.role));
+    let sections = match super::products::unit_sections(&app, &p, viewer).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let action = format!("/passports/{id}/signin");
+    let sign_in = passport::SignIn {
+        who: owner.as_ref().map(|o| (o.name.as_str(), o.role.as_str())),
+        action: &action,
+    };
+    axum::response::Html(passport::html(&doc["public"], &sections, &sign_in)).into_response()
+}
+
+/// `POST /passports/{unit}/signin` (a form: `token=...`): a known
+/// person's token becomes an HttpOnly, SameSite=Strict cookie that the
+/// passport pages read; `303` back to the passport.
+pub(super) async fn sign_in(
+    State(app): State<Arc<App>>,
+    Path(unit_id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let body = match read_body(&headers, body, 4096).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let token = String::from_utf8_lossy(&body)
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("token="))
+        .and_then(|t| crate::gs1::digital_link::percent_decode(&t.replace('+', " ")).ok())
+        .map(|t| t.trim().to_string())
+        .unwrap_or_default();
+    let id = canonical_unit(unit_id);
+    let known = match app
+        .store
+        .token_owner(&crate::central::token::hash(&token))
+        .await
+    {
+        Ok(o) => o.filter(|o| o.role != Role::Line),
+        Err(e) => return store_error(&app, e),
+    };
+    let Some(owner) = known else {
+        tracing::warn!(unit = %id, "passport sign-in refused: unknown token");
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::response::Html(passport::unknown_page(
+                "That access token is not known here. Go back and try again, or ask the manufacturer for one.",
+            )),
+        )
+            .into_response();
+    };
+    if let Err(e) = app.store.audit(&owner, "sign-in", Some(&id)).await {
+        return store_error(&app, e);
+    }
+    let secure = app.config.public_base.starts_with("https://")
+        && header_str(&headers, header::HOST).is_some_and(|h| app.config.public_base.ends_with(h));
+    let cookie = format!(
+        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=28800{}",
+        super::TOKEN_COOKIE,
+        if secure { "; Secure" } else { "" }
+    );
+    (
+        StatusCode::SEE_OTHER,
+        [
+            (header::SET_COOKIE, cookie),
+            (header::LOCATION, format!("/passports/{id}")),
+        ],
+    )
+        .into_response()
 }
 
 /// `POST /passports/{unit}/events`: a lifecycle update, `201 {"version": N}`.

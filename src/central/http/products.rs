@@ -279,3 +279,127 @@ pub(super) async fn unit_aspect(
     let doc = content::unit_aspect(a, stored.as_ref().map(|v| &v.doc), &facts);
     visible(a, &doc, access::viewer(owner.map(|o| o.role)))
 }
+
+/// The sections of a unit's page: every aspect the viewer sees something
+/// of, merged and cut down.
+pub(super) async fn unit_sections(
+    app: &App,
+    p: &crate::central::projection::Passport,
+    viewer: Level,
+) -> Result<String, Response> {
+    let c = access::classification().map_err(internal)?;
+    let lifecycle = app
+        .store
+        .versions(&p.unit_id)
+        .await
+        .map_err(|e| store_error(app, e))?;
+    let uri = passport::uri(&app.config.public_base, p);
+    let facts = UnitFacts {
+        passport: p,
+        uri: &uri,
+        site: app.config.lines.iter().find(|l| l.id == p.line_id),
+        lifecycle: &lifecycle,
+    };
+    let mut out = String::new();
+    for a in Aspect::ALL {
+        let stored = app
+            .store
+            .aspect(&p.gtin, a)
+            .await
+            .map_err(|e| store_error(app, e))?;
+        let doc = content::unit_aspect(a, stored.as_ref().map(|v| &v.doc), &facts);
+        if let Some(seen) = c.filter(a, &doc, viewer) {
+            out.push_str(&crate::central::sheet::section(c, a, &seen));
+        }
+    }
+    Ok(out)
+}
+
+/// A model's (no lot) or a batch's passport: the product's data with the
+/// attributes of that granularity the caller may see.
+async fn level_passport(
+    app: &App,
+    gtin: &str,
+    lot: Option<String>,
+    headers: &HeaderMap,
+) -> Response {
+    let owner = match super::reader(app, headers).await {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let gtin = match product(app, gtin) {
+        Ok(g) => g,
+        Err(r) => return r.into_response(),
+    };
+    let name = app
+        .config
+        .products
+        .iter()
+        .find(|p| p.gtin.as_str() == gtin)
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
+    let c = match access::classification() {
+        Ok(c) => c,
+        Err(e) => return internal(e),
+    };
+    let viewer = access::viewer(owner.as_ref().map(|o| o.role));
+    let granularity = if lot.is_some() {
+        access::Granularity::Batch
+    } else {
+        access::Granularity::Model
+    };
+    let mut aspects = serde_json::Map::new();
+    let mut sections = String::new();
+    for a in Aspect::ALL {
+        let stored = match app.store.aspect(&gtin, a).await {
+            Ok(s) => s,
+            Err(e) => return store_error(app, e),
+        };
+        let Some(stored) = stored else { continue };
+        if let Some(seen) = c.filter_for(a, &stored.doc, viewer, granularity) {
+            sections.push_str(&crate::central::sheet::section(c, a, &seen));
+            aspects.insert(a.name().into(), seen);
+        }
+    }
+    let wants_json =
+        super::header_str(headers, axum::http::header::ACCEPT).is_some_and(|a| a.contains("json"));
+    if wants_json {
+        return axum::Json(json!({
+            "gtin": gtin,
+            "product": name,
+            "lot": lot,
+            "granularity": granularity,
+            "aspects": aspects,
+        }))
+        .into_response();
+    }
+    let title = match &lot {
+        Some(l) => format!("{name} — batch {l}"),
+        None => format!("{name} — battery model"),
+    };
+    axum::response::Html(passport::level_html(
+        &title,
+        &gtin,
+        lot.as_deref(),
+        &sections,
+    ))
+    .into_response()
+}
+
+/// `GET /models/{gtin}`: the battery model's passport.
+pub(super) async fn model_passport(
+    State(app): State<Arc<App>>,
+    Path(gtin): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    level_passport(&app, &gtin, None, &headers).await
+}
+
+/// `GET /models/{gtin}/batches/{lot}`: a batch's passport.
+pub(super) async fn batch_passport(
+    State(app): State<Arc<App>>,
+    Path((gtin, lot)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    level_passport(&app, &gtin, Some(lot), &headers).await
+}
