@@ -1436,4 +1436,51 @@ async fn product_data_is_checked_versioned_merged_per_unit_and_cut_per_role() {
     let (s, model) = call(Method::GET, put("Labeling"), None, None).await;
     assert_eq!(s, 200);
     assert!(model.get("resultOfTestReport").is_none(), "{model}");
+
+    // The resolver leads a product's and a batch's Digital Link to the
+    // model's and the batch's passport, with the attributes of that level.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (path, want) in [
+        (
+            format!("/01/{gtin}"),
+            format!("https://id.example.com/models/{gtin}"),
+        ),
+        (
+            format!("/01/{gtin}/10/L1"),
+            format!("https://id.example.com/models/{gtin}/batches/L1"),
+        ),
+    ] {
+        let r = http.get(format!("{base}{path}")).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), 307, "{path}");
+        assert_eq!(r.headers()["location"].to_str().unwrap(), want, "{path}");
+    }
+    let (s, m) = call(Method::GET, format!("{base}/models/{gtin}"), None, None).await;
+    assert_eq!((s, m["granularity"].as_str()), (200, Some("model")), "{m}");
+    let g = &m["aspects"]["GeneralProductInformation"];
+    assert!(g.get("batteryMass").is_some(), "{m}");
+    for per_unit in ["productIdentifier", "manufacturingDate", "batteryStatus"] {
+        assert!(
+            g.get(per_unit).is_none(),
+            "{per_unit} on a model passport: {m}"
+        );
+    }
+    let (s, b) = call(
+        Method::GET,
+        format!("{base}/models/{gtin}/batches/L1"),
+        Some(&authority),
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, b["lot"].as_str(), b["granularity"].as_str()),
+        (200, Some("L1"), Some("batch")),
+        "{b}"
+    );
+    assert!(
+        b["aspects"]["Labeling"].get("resultOfTestReport").is_some(),
+        "an authority sees it: {b}"
+    );
 }
