@@ -6,7 +6,9 @@
 //! - `linemark-central run` resolving a known unit's Digital Link URI
 //!   (`307` to its passport: a passport lookup in PostgreSQL per request);
 //! - the same for the product only (`/01/{gtin}`: no database);
-//! - a unit's passport as JSON (`GET /passports/{id}`).
+//! - a unit's passport as JSON (`GET /passports/{id}`);
+//! - a unit's merged Battery Pass aspect, its passport page with all seven
+//!   aspects, and the model's passport (issue 19).
 //!
 //! Prints requests/s and p50/p99 per target. A bench binary
 //! (`cargo bench --bench resolver`); without PostgreSQL it says so.
@@ -125,6 +127,8 @@ fn main() {
     assert!(central(&["migrate"], &cfg).status.success());
     let out = central(&["line", "add", "P1-L03"], &cfg);
     let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/product-09506000134352");
+    assert!(central(&["product", "import", "09506000134352", example], &cfg).status.success());
     let _inst = Instance::start(&cfg, port);
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -171,6 +175,9 @@ fn main() {
             ("resolver: known unit -> 307", units.iter().map(|u| format!("{base}/01/09506000134352/21/{u}")).collect(), "*/*"),
             ("resolver: product /01/{gtin} -> 307", vec![format!("{base}/01/09506000134352")], "*/*"),
             ("passport JSON", units.iter().map(|u| format!("{base}/passports/{u}")).collect(), "application/json"),
+            ("unit aspect GeneralProductInformation (merged, public)", units.iter().map(|u| format!("{base}/passports/{u}/aspects/GeneralProductInformation")).collect(), "application/json"),
+            ("passport page HTML (seven aspects, public)", units.iter().map(|u| format!("{base}/passports/{u}")).collect(), "text/html"),
+            ("model passport JSON", vec![format!("{base}/models/09506000134352")], "application/json"),
         ];
         let mut bound = 0.0;
         for (name, urls, accept) in targets {
