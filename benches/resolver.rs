@@ -127,8 +127,15 @@ fn main() {
     assert!(central(&["migrate"], &cfg).status.success());
     let out = central(&["line", "add", "P1-L03"], &cfg);
     let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/product-09506000134352");
-    assert!(central(&["product", "import", "09506000134352", example], &cfg).status.success());
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/product-09506000134352"
+    );
+    assert!(
+        central(&["product", "import", "09506000134352", example], &cfg)
+            .status
+            .success()
+    );
     let _inst = Instance::start(&cfg, port);
 
     let rt = tokio::runtime::Runtime::new().expect("runtime");

@@ -87,6 +87,49 @@ fn node(c: &Classification, aspect: Aspect, path: &mut Vec<String>, v: &Value, o
     }
 }
 
+/// The completeness report as a page: per aspect, the version on file and
+/// what is still missing.
+pub fn completeness_html(report: &Value) -> String {
+    let gtin = esc(report["gtin"].as_str().unwrap_or_default());
+    let category = report["battery_category"]
+        .as_str()
+        .map_or_else(|| "not given yet".to_string(), esc);
+    let mut rows = String::new();
+    for a in Aspect::ALL {
+        let r = &report["aspects"][a.name()];
+        let version = r["version"]
+            .as_i64()
+            .map_or_else(|| "no data".to_string(), |v| format!("version {v}"));
+        let missing: Vec<String> = r["missing"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .map(|m| esc(&words(m)))
+            .collect();
+        let state = if missing.is_empty() {
+            "complete".to_string()
+        } else {
+            format!("missing: {}", missing.join(", "))
+        };
+        rows.push_str(&format!(
+            "<tr><th>{}</th><td>{version}</td><td>{state}</td></tr>",
+            esc(&words(a.name()))
+        ));
+    }
+    let verdict = if report["complete"].as_bool() == Some(true) {
+        "Every required attribute is supplied."
+    } else {
+        "Supply the missing attributes before shipping."
+    };
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Completeness {gtin}</title>\
+<style>body{{font-family:system-ui,sans-serif;padding:1rem;max-width:50rem}}th,td{{text-align:left;padding:.3rem .6rem;vertical-align:top}}</style></head>\
+<body><h1>Passport data for GTIN {gtin}</h1><p>Battery category: {category}</p><table>{rows}</table><p>{verdict}</p></body></html>"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1366,6 +1366,38 @@ async fn product_data_is_checked_versioned_merged_per_unit_and_cut_per_role() {
     let check = c.cli(&["product", "check", gtin, "--json"]);
     let report: serde_json::Value = serde_json::from_str(&stdout(&check)).unwrap();
     assert_eq!(report["complete"], true, "{report}");
+    assert_eq!(report["battery_category"], "lmt", "{report}");
+    let (s, web) = call(
+        Method::GET,
+        format!("{base}/v1/products/{gtin}/completeness"),
+        Some(&maker),
+        None,
+    )
+    .await;
+    assert_eq!((s, &web), (200, &report), "the web report is the CLI's");
+    let page = reqwest::Client::new()
+        .get(format!("{base}/v1/products/{gtin}/completeness"))
+        .header("Accept", "text/html")
+        .bearer_auth(&maker)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains("Every required attribute is supplied")
+            && page.contains("Battery category: lmt"),
+        "{page}"
+    );
+    let (s, _) = call(
+        Method::GET,
+        format!("{base}/v1/products/{gtin}/completeness"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(s, 401);
     // An upload is append-only in the database.
     for sql in [
         "UPDATE product_aspects SET actor = 'x'",

@@ -211,14 +211,26 @@ pub(super) async fn completeness(
     Path(gtin): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(r) = person(&app, &headers).await {
-        return r;
+    match super::reader(&app, &headers).await {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return reason(
+                StatusCode::UNAUTHORIZED,
+                "a person's token is required (Authorization: Bearer ..., or sign in on a passport page)",
+            )
+        }
+        Err(r) => return r,
     }
     let gtin = match product(&app, &gtin) {
         Ok(g) => g,
         Err(r) => return r.into_response(),
     };
+    let html = super::header_str(&headers, axum::http::header::ACCEPT)
+        .is_some_and(|a| a.contains("text/html"));
     match app.store.completeness(&gtin).await {
+        Ok(v) if html => {
+            axum::response::Html(crate::central::sheet::completeness_html(&v)).into_response()
+        }
         Ok(v) => axum::Json(v).into_response(),
         Err(e) => store_error(&app, e),
     }
@@ -300,14 +312,14 @@ pub(super) async fn unit_sections(
         site: app.config.lines.iter().find(|l| l.id == p.line_id),
         lifecycle: &lifecycle,
     };
+    let stored = app
+        .store
+        .aspects(&p.gtin)
+        .await
+        .map_err(|e| store_error(app, e))?;
     let mut out = String::new();
     for a in Aspect::ALL {
-        let stored = app
-            .store
-            .aspect(&p.gtin, a)
-            .await
-            .map_err(|e| store_error(app, e))?;
-        let doc = content::unit_aspect(a, stored.as_ref().map(|v| &v.doc), &facts);
+        let doc = content::unit_aspect(a, stored.get(&a).map(|v| &v.doc), &facts);
         if let Some(seen) = c.filter(a, &doc, viewer) {
             out.push_str(&crate::central::sheet::section(c, a, &seen));
         }
@@ -348,14 +360,14 @@ async fn level_passport(
     } else {
         access::Granularity::Model
     };
+    let all = match app.store.aspects(&gtin).await {
+        Ok(s) => s,
+        Err(e) => return store_error(app, e),
+    };
     let mut aspects = serde_json::Map::new();
     let mut sections = String::new();
     for a in Aspect::ALL {
-        let stored = match app.store.aspect(&gtin, a).await {
-            Ok(s) => s,
-            Err(e) => return store_error(app, e),
-        };
-        let Some(stored) = stored else { continue };
+        let Some(stored) = all.get(&a) else { continue };
         if let Some(seen) = c.filter_for(a, &stored.doc, viewer, granularity) {
             sections.push_str(&crate::central::sheet::section(c, a, &seen));
             aspects.insert(a.name().into(), seen);

@@ -128,20 +128,67 @@ impl Store {
     pub async fn completeness(&self, gtin: &str) -> Result<Value, StoreError> {
         let mut out = serde_json::Map::new();
         let mut complete = true;
+        let all = self.aspects(gtin).await?;
+        let category = all
+            .get(&Aspect::GeneralProductInformation)
+            .and_then(|v| v.doc.get("batteryCategory"))
+            .and_then(Value::as_str)
+            .map(str::to_string);
         for a in Aspect::ALL {
-            let stored = self.aspect(gtin, a).await?;
+            let stored = all.get(&a);
             let schema = a.schema().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let missing =
-                crate::central::content::missing(a, &schema, stored.as_ref().map(|v| &v.doc));
+            let missing = crate::central::content::missing(a, &schema, stored.map(|v| &v.doc));
             complete &= missing.is_empty();
             out.insert(
                 a.name().into(),
                 serde_json::json!({
-                    "version": stored.as_ref().map(|v| v.version),
+                    "version": stored.map(|v| v.version),
                     "missing": missing,
                 }),
             );
         }
-        Ok(serde_json::json!({ "gtin": gtin, "complete": complete, "aspects": out }))
+        Ok(serde_json::json!({
+            "gtin": gtin,
+            "battery_category": category,
+            "complete": complete,
+            "aspects": out,
+        }))
+    }
+}
+
+impl Store {
+    /// The latest version of every aspect a product has data for, in one
+    /// query (a passport page needs all seven).
+    pub async fn aspects(
+        &self,
+        gtin: &str,
+    ) -> Result<std::collections::BTreeMap<Aspect, AspectVersion>, StoreError> {
+        let c = self.pool.get().await?;
+        let stmt = c
+            .prepare_cached(
+                "SELECT DISTINCT ON (aspect) aspect, version, ts, actor, role, doc FROM product_aspects
+                 WHERE gtin = $1 ORDER BY aspect, version DESC",
+            )
+            .await?;
+        let mut out = std::collections::BTreeMap::new();
+        for r in c.query(&stmt, &[&gtin]).await? {
+            let name: String = r.get(0);
+            let Some(a) = Aspect::parse(&name) else {
+                return Err(StoreError::Corrupt(format!(
+                    "product {gtin} has data for an unknown aspect {name:?}"
+                )));
+            };
+            out.insert(
+                a,
+                AspectVersion {
+                    version: r.get(1),
+                    ts: r.get(2),
+                    actor: r.get(3),
+                    role: r.get(4),
+                    doc: r.get(5),
+                },
+            );
+        }
+        Ok(out)
     }
 }
