@@ -837,10 +837,21 @@ async fn the_resolver_answers_as_gs1_conformant_resolvers_do() {
             .unwrap()
             .starts_with("https://id.example.com/01/09506000134352"));
     }
-    // The product: its first link in the language asked for; linkType=REL.
-    let (s, loc, ..) = get("/01/09506000134352".into(), None, Some("de-DE,de;q=0.9")).await;
-    assert_eq!((s, loc.as_str()), (307, "https://www.example.com/de/packs"));
+    // The product: its model passport by default; a link type's link in
+    // the language asked for.
     let (s, loc, ..) = get("/01/09506000134352".into(), None, None).await;
+    assert_eq!(
+        (s, loc.as_str()),
+        (307, "https://id.example.com/models/09506000134352")
+    );
+    let (s, loc, ..) = get(
+        "/01/09506000134352?linkType=gs1:pip".into(),
+        None,
+        Some("de-DE,de;q=0.9"),
+    )
+    .await;
+    assert_eq!((s, loc.as_str()), (307, "https://www.example.com/de/packs"));
+    let (s, loc, ..) = get("/01/09506000134352?linkType=gs1:pip".into(), None, None).await;
     assert_eq!((s, loc.as_str()), (307, "https://www.example.com/en/packs"));
     let (s, loc, ..) = get(
         "/01/09506000134352/10/L-ANY?linkType=gs1:instructions".into(),
