@@ -220,6 +220,29 @@ async fn person(app: &App, headers: &HeaderMap) -> Result<TokenOwner, Response> 
     }
 }
 
+/// A person's token with one of `roles`, or 401/403 saying what the
+/// caller's role cannot do (`what`) and which roles can.
+async fn person_with(
+    app: &App,
+    headers: &HeaderMap,
+    roles: &[Role],
+    what: &str,
+) -> Result<TokenOwner, Response> {
+    let owner = person(app, headers).await?;
+    if roles.contains(&owner.role) {
+        return Ok(owner);
+    }
+    let can: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+    Err(reason(
+        StatusCode::FORBIDDEN,
+        format!(
+            "a {} token cannot {what} ({} can)",
+            owner.role.as_str(),
+            can.join(" or ")
+        ),
+    ))
+}
+
 async fn healthz(State(app): State<Arc<App>>) -> Response {
     match app.store.ping().await {
         Ok(()) => (StatusCode::OK, "ok\n").into_response(),

@@ -233,19 +233,17 @@ pub(super) async fn audit_log(
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
-    let owner = match person(&app, &headers).await {
+    let owner = match super::person_with(
+        &app,
+        &headers,
+        &[Role::Authority, Role::Admin],
+        "read the audit log",
+    )
+    .await
+    {
         Ok(o) => o,
         Err(r) => return r,
     };
-    if !matches!(owner.role, Role::Authority | Role::Admin) {
-        return reason(
-            StatusCode::FORBIDDEN,
-            format!(
-                "a {} token cannot read the audit log (authority or admin can)",
-                owner.role.as_str()
-            ),
-        );
-    }
     let passport = uri.query().and_then(|q| {
         q.split('&').find_map(|kv| {
             kv.strip_prefix("passport=")

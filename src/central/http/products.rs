@@ -13,7 +13,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::{bearer, person, read_body, reason, store_error, App};
+use super::{bearer, read_body, reason, store_error, App};
 use crate::central::access::{self, Level};
 use crate::central::aspects::{self, Aspect, CheckError};
 use crate::central::content::{self, UnitFacts};
@@ -92,19 +92,17 @@ pub(super) async fn put_aspect(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let owner = match person(&app, &headers).await {
+    let owner = match super::person_with(
+        &app,
+        &headers,
+        &[Role::Manufacturer, Role::Admin],
+        "supply product data",
+    )
+    .await
+    {
         Ok(o) => o,
         Err(r) => return r,
     };
-    if !matches!(owner.role, Role::Manufacturer | Role::Admin) {
-        return reason(
-            StatusCode::FORBIDDEN,
-            format!(
-                "a {} token cannot supply product data (manufacturer or admin can)",
-                owner.role.as_str()
-            ),
-        );
-    }
     let (gtin, a) = match product_aspect(&app, &gtin, &name) {
         Ok(x) => x,
         Err(r) => return r.into_response(),
@@ -181,15 +179,15 @@ pub(super) async fn aspect_versions(
     Path((gtin, name)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let owner = match person(&app, &headers).await {
-        Ok(o) => o,
-        Err(r) => return r,
-    };
-    if access::viewer(Some(owner.role)) != Level::Authority {
-        return reason(
-            StatusCode::FORBIDDEN,
-            "the upload history is for the manufacturer, admins and authorities",
-        );
+    if let Err(r) = super::person_with(
+        &app,
+        &headers,
+        &[Role::Manufacturer, Role::Admin, Role::Authority],
+        "read the upload history",
+    )
+    .await
+    {
+        return r;
     }
     let (gtin, a) = match product_aspect(&app, &gtin, &name) {
         Ok(x) => x,
