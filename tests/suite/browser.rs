@@ -288,7 +288,7 @@ async fn chromium_shows_the_battery_pass_aspects_on_a_phone_and_more_after_sign_
     let token = c.add_line("P1-L03");
     let inst = c.run();
     let base = inst.base();
-    let unit = super::central::passed_unit_in(&c, &base, &token).await;
+    let unit = super::central::passed_unit_in(&base, &token).await;
     let dir =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/product-09506000134352");
     let import = c.cli(&["product", "import", "09506000134352", dir.to_str().unwrap()]);

@@ -1244,7 +1244,7 @@ async fn a_scanned_label_resolves_to_the_units_passport() {
 }
 
 /// A line whose unit passed final test, its events in the central store.
-pub(crate) async fn passed_unit_in(c: &Central, inst_base: &str, token: &str) -> String {
+pub(crate) async fn passed_unit_in(inst_base: &str, token: &str) -> String {
     let extra = crate::helper::station_toml(
         "t",
         "tcp://127.0.0.1:0",
@@ -1270,7 +1270,6 @@ pub(crate) async fn passed_unit_in(c: &Central, inst_base: &str, token: &str) ->
     )
     .await;
     assert_eq!(s, 200, "{answer}");
-    let _ = c;
     unit
 }
 
@@ -1293,7 +1292,7 @@ async fn product_data_is_checked_versioned_merged_per_unit_and_cut_per_role() {
     let token = c.add_line("P1-L03");
     let inst = c.run();
     let base = inst.base();
-    let unit = passed_unit_in(&c, &base, &token).await;
+    let unit = passed_unit_in(&base, &token).await;
     let maker = person_token(&c, "manufacturer", "Acme product data");
     let service = person_token(&c, "service", "Workshop Berlin");
     let authority = person_token(&c, "authority", "Market surveillance");
