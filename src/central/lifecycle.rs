@@ -95,6 +95,14 @@ pub fn check(body: &[u8], role: Role, unit: &str, status: Status) -> Result<Upda
             "delta must be a JSON object of at most 16 KiB".into(),
         ));
     }
+    if let Some(soh) = u.delta.get("state_of_health") {
+        // It becomes the passport's state of certified energy: a percentage.
+        if !soh.as_f64().is_some_and(|v| (0.0..=100.0).contains(&v)) {
+            return Err(UpdateError::Bad(format!(
+                "delta.state_of_health must be a percentage from 0 to 100, not {soh}"
+            )));
+        }
+    }
     if status == Status::Recycled {
         return Err(UpdateError::Recycled(unit.to_string()));
     }
@@ -120,6 +128,15 @@ mod tests {
 
     #[test]
     fn service_and_recycling_actors_record_their_types() {
+        for bad in [r#""93%""#, "-1", "100.5", "null"] {
+            let body = format!(
+                r#"{{"type":"state_of_health","reason":"r","delta":{{"state_of_health":{bad}}}}}"#
+            );
+            assert!(
+                matches!(run(&body, Role::Service), Err(UpdateError::Bad(m)) if m.contains("percentage")),
+                "{bad}"
+            );
+        }
         let u = run(r#"{"type":"state_of_health","reason":"annual check","evidence":"https://x/r.pdf","delta":{"soh":0.91}}"#, Role::Service).unwrap();
         assert_eq!(u.kind, "state_of_health");
         assert!(run(
