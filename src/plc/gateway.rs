@@ -1,7 +1,7 @@
-//! Runs a PLC's call through the line: finds its `port = "plc"` station,
-//! checks `allow`, runs the typed verb (one write transaction, idempotent
-//! on `Req`, answered after the commit) and says what the line's PLC
-//! variables show now.
+//! Runs a PLC's call through the line: finds its `port = "plc"` station
+//! and hands the request to the station edge (`Line::handle`: `allow`, the
+//! typed verb in one write transaction, idempotent on `Req`, answered after
+//! the commit), and says what the line's PLC variables show now.
 //!
 //! Owns: which stations a PLC may name, the reply a method returns, and
 //! the variables' values (`IdsLeft`, `PrinterState`, `QueueLength`,
@@ -13,17 +13,18 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
 
 use crate::config::{Config, Station, StationPort};
-use crate::line::{answer, Command, Line, Outcome, Refusal, ReqToken};
+use crate::line::{Line, Refusal};
 use crate::protocol::{ErrorCode, Request, Response};
 
-/// How a call was answered: `code` is `None` for OK.
+/// How a call was answered, for a wire format that has no frames: the
+/// code (`None` for OK), the message and the answer's fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reply {
     pub code: Option<ErrorCode>,
     /// Empty for OK; otherwise the detail fields and the reason, as the
     /// station protocol writes them after the code (`missing=a,b ...`).
     pub message: String,
-    pub outcome: Option<Outcome>,
+    response: Response,
 }
 
 impl Reply {
@@ -32,42 +33,31 @@ impl Reply {
         self.code.map_or("OK", ErrorCode::as_str)
     }
 
-    fn refused(r: Refusal) -> Reply {
-        Reply::from_response(r.into_response())
-    }
-
-    fn from_response(r: Response) -> Reply {
-        match r {
-            Response::Ok(_) => Reply {
-                code: None,
-                message: String::new(),
-                outcome: None,
-            },
-            Response::Err { code, extra, msg } => {
-                let mut message: Vec<String> =
-                    extra.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
-                message.push(msg);
-                Reply {
-                    code: Some(code),
-                    message: message.join(" "),
-                    outcome: None,
-                }
-            }
+    /// A field of an OK answer (`unit`, `uri`, `label`).
+    pub fn field(&self, key: &str) -> Option<&str> {
+        if self.response.is_ok() {
+            self.response.get(key)
+        } else {
+            None
         }
     }
+}
 
-    fn done(outcome: Outcome) -> Reply {
-        match outcome {
-            Outcome::Mismatch { problem } => Reply {
-                code: Some(ErrorCode::Mismatch),
-                message: problem.clone(),
-                outcome: Some(Outcome::Mismatch { problem }),
-            },
-            o => Reply {
-                code: None,
-                message: String::new(),
-                outcome: Some(o),
-            },
+impl From<Response> for Reply {
+    fn from(response: Response) -> Reply {
+        let (code, message) = match &response {
+            Response::Ok(_) => (None, String::new()),
+            Response::Err { code, extra, msg } => {
+                let mut message: Vec<String> =
+                    extra.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                message.push(msg.clone());
+                (Some(*code), message.join(" "))
+            }
+        };
+        Reply {
+            code,
+            message,
+            response,
         }
     }
 }
@@ -161,37 +151,12 @@ impl Gateway {
         response
     }
 
-    /// Runs a mutating request for the PLC station `station`.
+    /// Runs a request for the PLC station named `station` (any other
+    /// station is `E_NOT_ALLOWED`), as [`Gateway::handle`] does.
     pub async fn run(&self, station: &str, request: Result<Request, Refusal>) -> Reply {
-        let reply = self.run_inner(station, request).await;
-        if let Some(Outcome::Allocated { unit, .. }) = &reply.outcome {
-            if let Ok(mut last) = self.last_unit.lock() {
-                last.clone_from(unit);
-            }
-        }
-        self.changed.send_replace(());
-        reply
-    }
-
-    async fn run_inner(&self, station: &str, request: Result<Request, Refusal>) -> Reply {
-        let st = match self.station(station) {
-            Ok(s) => s,
-            Err(r) => return Reply::refused(r),
-        };
-        let req = match request {
-            Ok(r) => r,
-            Err(r) => return Reply::refused(r),
-        };
-        if let Err(r) = Line::check_allowed(st, req.verb) {
-            return Reply::refused(r);
-        }
-        let cmd = match Command::parse(&req, st, &self.config.products) {
-            Ok(c) => c,
-            Err(r) => return Reply::refused(r),
-        };
-        match self.line.run(st, cmd, ReqToken::of(&req)).await {
-            Ok(a) => Reply::done(a.outcome),
-            Err(e) => Reply::from_response(answer::refusal(e, &st.name)),
+        match self.station(station) {
+            Ok(st) => self.handle(st, request).await.into(),
+            Err(r) => r.into_response().into(),
         }
     }
 

@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use opcua::server::node_manager::memory::{InMemoryNodeManager, InMemoryNodeManagerBuilder};
 use opcua::server::{ServerBuilder, ServerEndpoint, ServerHandle};
+use opcua::types::DataValue;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -191,19 +192,17 @@ async fn keep_current(
         let now = gateway.vars();
         if shown.as_ref() != Some(&now) {
             let before = shown.as_ref().map(|s| nodes.inner().values(s));
-            let values: Vec<_> = nodes
+            let changed: Vec<_> = nodes
                 .inner()
                 .values(&now)
                 .into_iter()
                 .enumerate()
                 .filter(|(i, v)| before.as_ref().is_none_or(|b| b[*i] != *v))
-                .map(|(_, v)| v)
+                .map(|(_, (id, v))| (id, DataValue::new_now(v)))
                 .collect();
             let result = nodes.set_values(
                 handle.subscriptions(),
-                values
-                    .iter()
-                    .map(|(id, v)| (id, None, nodes::data_value(v.clone()))),
+                changed.iter().map(|(id, v)| (id, None, v.clone())),
             );
             if let Err(e) = result {
                 tracing::warn!(status = %e, "OPC UA variables could not be updated");

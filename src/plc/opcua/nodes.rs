@@ -16,11 +16,10 @@ use opcua::server::node_manager::memory::{
 use opcua::server::node_manager::{MethodCall, RequestContext, ServerContext};
 use opcua::sync::RwLock;
 use opcua::types::{
-    Argument, DataTypeId, DataValue, LocalizedText, NodeId, ObjectId, ObjectTypeId, QualifiedName,
-    StatusCode, UAString, Variant,
+    Argument, DataTypeId, LocalizedText, NodeId, ObjectId, ObjectTypeId, QualifiedName, StatusCode,
+    UAString, Variant,
 };
 
-use crate::line::Outcome;
 use crate::plc::call::{self, Arg, ArgError, ArgType, Extra, Method};
 use crate::plc::gateway::{Gateway, LineVars, Reply};
 
@@ -77,10 +76,6 @@ pub struct LineNodes {
 }
 
 impl LineNodes {
-    pub fn namespace(&self) -> u16 {
-        self.ns
-    }
-
     /// The variables' values as they are now, with their node ids.
     pub fn values(&self, vars: &LineVars) -> Vec<(NodeId, Variant)> {
         vec![
@@ -215,19 +210,12 @@ fn outputs(method: Method, reply: &Reply) -> Vec<Variant> {
     ];
     match method.extra() {
         Extra::Unit => {
-            let (unit, uri) = match &reply.outcome {
-                Some(Outcome::Allocated { unit, uri }) => (unit.as_str(), uri.as_str()),
-                _ => ("", ""),
-            };
-            out.push(Variant::from(unit));
-            out.push(Variant::from(uri));
+            out.push(Variant::from(reply.field("unit").unwrap_or_default()));
+            out.push(Variant::from(reply.field("uri").unwrap_or_default()));
         }
         Extra::LabelJob => {
-            let job = match &reply.outcome {
-                Some(Outcome::LabelQueued(j)) => j.job,
-                _ => 0,
-            };
-            out.push(Variant::UInt64(u64::try_from(job).unwrap_or(0)));
+            let job = reply.field("label").and_then(|j| j.parse().ok());
+            out.push(Variant::UInt64(job.unwrap_or(0)));
         }
         Extra::None => {}
     }
@@ -310,9 +298,4 @@ fn populate(space: &mut AddressSpace, ns: u16, line_id: &str, vars: &LineVars) {
             )
             .insert(space);
     }
-}
-
-/// A value as the node manager stores it.
-pub fn data_value(v: Variant) -> DataValue {
-    DataValue::new_now(v)
 }
