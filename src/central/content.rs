@@ -10,7 +10,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::aspects::Aspect;
+use super::aspects::{Aspect, SchemaError};
 use super::config::LineSite;
 use super::projection::Passport;
 
@@ -129,6 +129,35 @@ pub fn missing(aspect: Aspect, schema: &Value, product: Option<&Value>) -> Vec<S
         .filter(|k| product.and_then(|p| p.get(*k)).is_none_or(Value::is_null))
         .map(str::to_string)
         .collect()
+}
+
+/// The completeness report of a product: per aspect the version on file
+/// (`stored(aspect)` gives the version and document, if any) and the
+/// required attributes still missing, with the product's battery category.
+pub fn completeness<'a>(
+    gtin: &str,
+    stored: impl Fn(Aspect) -> Option<(i32, &'a Value)>,
+) -> Result<Value, SchemaError> {
+    let mut out = Map::new();
+    let mut complete = true;
+    let category = stored(Aspect::GeneralProductInformation)
+        .and_then(|(_, d)| d.get("batteryCategory"))
+        .and_then(Value::as_str);
+    for a in Aspect::ALL {
+        let found = stored(a);
+        let missing = missing(a, &a.schema()?, found.map(|(_, d)| d));
+        complete &= missing.is_empty();
+        out.insert(
+            a.name().into(),
+            json!({ "version": found.map(|(v, _)| v), "missing": missing }),
+        );
+    }
+    Ok(json!({
+        "gtin": gtin,
+        "battery_category": category,
+        "complete": complete,
+        "aspects": out,
+    }))
 }
 
 #[cfg(test)]

@@ -41,7 +41,10 @@ pub async fn run(store: &Store, gtins: &[String], cmd: ProductCommand) -> Result
         }
         ProductCommand::Check { gtin, json } => {
             known(gtins, &gtin)?;
-            let report = store.completeness(&gtin).await.map_err(CliError::runtime)?;
+            let data = store.aspects(&gtin).await.map_err(CliError::runtime)?;
+            let report =
+                super::content::completeness(&gtin, |a| data.get(&a).map(|v| (v.version, &v.doc)))
+                    .map_err(CliError::runtime)?;
             if json {
                 println!("{report:#}");
             } else {

@@ -18,6 +18,7 @@ use crate::central::access::{self, Level};
 use crate::central::aspects::{self, Aspect, CheckError};
 use crate::central::content::{self, UnitFacts};
 use crate::central::passport;
+use crate::central::projection::Passport;
 use crate::central::token::Role;
 
 /// A 404 naming what is not there.
@@ -225,12 +226,16 @@ pub(super) async fn completeness(
     };
     let html = super::header_str(&headers, axum::http::header::ACCEPT)
         .is_some_and(|a| a.contains("text/html"));
-    match app.store.completeness(&gtin).await {
+    let data = match app.store.aspects(&gtin).await {
+        Ok(d) => d,
+        Err(e) => return store_error(&app, e),
+    };
+    match content::completeness(&gtin, |a| data.get(&a).map(|v| (v.version, &v.doc))) {
         Ok(v) if html => {
             axum::response::Html(crate::central::sheet::completeness_html(&v)).into_response()
         }
         Ok(v) => axum::Json(v).into_response(),
-        Err(e) => store_error(&app, e),
+        Err(e) => internal(e),
     }
 }
 
@@ -272,44 +277,54 @@ pub(super) async fn unit_aspect(
         }
         Err(e) => return store_error(&app, e),
     };
-    let (stored, lifecycle) = match (
-        app.store.aspect(&p.gtin, a).await,
-        app.store.versions(&id).await,
-    ) {
-        (Ok(s), Ok(l)) => (s, l),
-        (Err(e), _) | (_, Err(e)) => return store_error(&app, e),
+    let stored = match app.store.aspect(&p.gtin, a).await {
+        Ok(s) => s,
+        Err(e) => return store_error(&app, e),
     };
-    let uri = passport::uri(&app.config.public_base, &p);
-    let facts = UnitFacts {
-        passport: &p,
-        uri: &uri,
-        site: app.config.lines.iter().find(|l| l.id == p.line_id),
-        lifecycle: &lifecycle,
+    let (uri, lifecycle) = match unit_context(&app, &p).await {
+        Ok(c) => c,
+        Err(r) => return r,
     };
+    let facts = unit_facts(&app, &p, &uri, &lifecycle);
     let doc = content::unit_aspect(a, stored.as_ref().map(|v| &v.doc), &facts);
     visible(a, &doc, access::viewer(owner.map(|o| o.role)))
+}
+
+/// What a unit's aspects are merged with besides its product's data: its
+/// Digital Link URI and its lifecycle versions.
+async fn unit_context(app: &App, p: &Passport) -> Result<(String, Vec<Value>), Response> {
+    let lifecycle = app
+        .store
+        .versions(&p.unit_id)
+        .await
+        .map_err(|e| store_error(app, e))?;
+    Ok((passport::uri(&app.config.public_base, p), lifecycle))
+}
+
+fn unit_facts<'a>(
+    app: &'a App,
+    p: &'a Passport,
+    uri: &'a str,
+    lifecycle: &'a [Value],
+) -> UnitFacts<'a> {
+    UnitFacts {
+        passport: p,
+        uri,
+        site: app.config.lines.iter().find(|l| l.id == p.line_id),
+        lifecycle,
+    }
 }
 
 /// The sections of a unit's page: every aspect the viewer sees something
 /// of, merged and cut down.
 pub(super) async fn unit_sections(
     app: &App,
-    p: &crate::central::projection::Passport,
+    p: &Passport,
     viewer: Level,
 ) -> Result<String, Response> {
     let c = access::classification().map_err(internal)?;
-    let lifecycle = app
-        .store
-        .versions(&p.unit_id)
-        .await
-        .map_err(|e| store_error(app, e))?;
-    let uri = passport::uri(&app.config.public_base, p);
-    let facts = UnitFacts {
-        passport: p,
-        uri: &uri,
-        site: app.config.lines.iter().find(|l| l.id == p.line_id),
-        lifecycle: &lifecycle,
-    };
+    let (uri, lifecycle) = unit_context(app, p).await?;
+    let facts = unit_facts(app, p, &uri, &lifecycle);
     let stored = app
         .store
         .aspects(&p.gtin)

@@ -123,40 +123,6 @@ impl Store {
 }
 
 impl Store {
-    /// Per aspect, the latest version and the required attributes the
-    /// product's data still lacks (`content::missing`).
-    pub async fn completeness(&self, gtin: &str) -> Result<Value, StoreError> {
-        let mut out = serde_json::Map::new();
-        let mut complete = true;
-        let all = self.aspects(gtin).await?;
-        let category = all
-            .get(&Aspect::GeneralProductInformation)
-            .and_then(|v| v.doc.get("batteryCategory"))
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        for a in Aspect::ALL {
-            let stored = all.get(&a);
-            let schema = a.schema().map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let missing = crate::central::content::missing(a, &schema, stored.map(|v| &v.doc));
-            complete &= missing.is_empty();
-            out.insert(
-                a.name().into(),
-                serde_json::json!({
-                    "version": stored.map(|v| v.version),
-                    "missing": missing,
-                }),
-            );
-        }
-        Ok(serde_json::json!({
-            "gtin": gtin,
-            "battery_category": category,
-            "complete": complete,
-            "aspects": out,
-        }))
-    }
-}
-
-impl Store {
     /// The latest version of every aspect a product has data for, in one
     /// query (a passport page needs all seven).
     pub async fn aspects(
